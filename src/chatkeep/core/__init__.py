@@ -1,0 +1,1 @@
+"""Pure rules and types shared by every store: no I/O here."""

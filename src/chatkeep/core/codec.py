@@ -1,0 +1,130 @@
+"""Serialisation written once: timestamps as integer microseconds, records as JSON dicts.
+
+The dict forms are the export (JSONL) format and the filesystem store's log format.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chatkeep.core.models import JSON, JSONObject, Message, Persistence, Role, Session, SessionLock
+from chatkeep.errors import CorruptDataError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(when: datetime) -> int:
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def opt_micros(when: datetime | None) -> int | None:
+    return None if when is None else to_micros(when)
+
+
+def opt_datetime(micros: int | None) -> datetime | None:
+    return None if micros is None else from_micros(micros)
+
+
+def ttl_seconds(ttl: timedelta | None) -> float | None:
+    return None if ttl is None else ttl.total_seconds()
+
+
+def dumps(value: JSON) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def session_to_dict(s: Session) -> JSONObject:
+    return {
+        "id": s.id,
+        "owner": s.owner,
+        "device_id": s.device_id,
+        "persistence": s.persistence.value,
+        "created_at": to_micros(s.created_at),
+        "updated_at": to_micros(s.updated_at),
+        "last_activity_at": to_micros(s.last_activity_at),
+        "expires_at": opt_micros(s.expires_at),
+        "ttl": ttl_seconds(s.ttl),
+        "max_messages": s.max_messages,
+        "metadata": s.metadata,
+        "tags": list[JSON](sorted(s.tags)),
+        "version": s.version,
+        "message_count": s.message_count,
+        "last_seq": s.last_seq,
+        "lock": None
+        if s.lock is None
+        else {
+            "agent": s.lock.agent,
+            "locked_at": to_micros(s.lock.locked_at),
+            "expires_at": opt_micros(s.lock.expires_at),
+        },
+    }
+
+
+def session_from_dict(d: Any, where: str = "session") -> Session:
+    try:
+        lock = d.get("lock")
+        ttl = d["ttl"]
+        return Session(
+            id=str(d["id"]),
+            owner=d["owner"],
+            device_id=d["device_id"],
+            persistence=Persistence(d["persistence"]),
+            created_at=from_micros(int(d["created_at"])),
+            updated_at=from_micros(int(d["updated_at"])),
+            last_activity_at=from_micros(int(d["last_activity_at"])),
+            expires_at=opt_datetime(d["expires_at"]),
+            ttl=None if ttl is None else timedelta(seconds=float(ttl)),
+            max_messages=int(d["max_messages"]),
+            metadata=dict(d["metadata"]),
+            tags=frozenset(d["tags"]),
+            version=int(d["version"]),
+            message_count=int(d["message_count"]),
+            last_seq=int(d["last_seq"]),
+            lock=None
+            if lock is None
+            else SessionLock(
+                agent=str(lock["agent"]),
+                locked_at=from_micros(int(lock["locked_at"])),
+                expires_at=opt_datetime(lock["expires_at"]),
+            ),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptDataError(where, f"bad session record ({exc!r})") from None
+
+
+def message_to_dict(m: Message) -> JSONObject:
+    return {
+        "id": m.id,
+        "seq": m.seq,
+        "role": m.role.value,
+        "content": m.content,
+        "user_id": m.user_id,
+        "created_at": to_micros(m.created_at),
+        "metadata": m.metadata,
+    }
+
+
+def message_from_dict(d: Any, session_id: str, where: str = "message") -> Message:
+    try:
+        content = d["content"]
+        if not isinstance(content, str | dict | list):
+            raise TypeError("content must be text, an object or an array")
+        return Message(
+            id=str(d["id"]),
+            session_id=session_id,
+            seq=int(d["seq"]),
+            role=Role(d["role"]),
+            content=content,
+            user_id=d["user_id"],
+            created_at=from_micros(int(d["created_at"])),
+            metadata=dict(d.get("metadata") or {}),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptDataError(where, f"bad message record ({exc!r})") from None

@@ -1,0 +1,120 @@
+"""The data model: sessions, messages, and what callers give to create or change them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final, TypeAlias
+
+JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
+"""Any value that survives a round trip through JSON."""
+
+JSONObject: TypeAlias = dict[str, JSON]
+Content: TypeAlias = str | dict[str, JSON] | list[JSON]
+"""A message's content: text, or a JSON object or array (tool calls, structured parts)."""
+
+
+class Persistence(enum.StrEnum):
+    """Where a session's history lives; fixed when the session is created."""
+
+    NONE = "none"
+    CLIENT = "client"
+    REDIS = "redis"
+    DURABLE = "durable"
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`: "not given", as distinct from ``None``."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLock:
+    """The "active agent" of a conversation (a device's current handler)."""
+
+    agent: str
+    locked_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    owner: str | None
+    device_id: str | None
+    persistence: Persistence
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+    expires_at: datetime | None
+    ttl: timedelta | None
+    max_messages: int
+    metadata: JSONObject
+    tags: frozenset[str]
+    version: int
+    message_count: int
+    last_seq: int
+    """The highest ``seq`` ever given in this session (0 before the first message)."""
+    lock: SessionLock | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    session_id: str
+    seq: int
+    role: Role
+    content: Content
+    user_id: str | None
+    created_at: datetime
+    metadata: JSONObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append. ``id`` is an optional idempotency key chosen by the client."""
+
+    role: Role | str
+    content: Content
+    id: str | None = None
+    user_id: str | None = None
+    metadata: Mapping[str, JSON] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdate:
+    """Changes to a session; fields left :data:`UNSET` are kept as they are.
+
+    ``metadata``/``tags`` replace the whole value; ``merge_metadata`` merges keys
+    (a ``None`` value removes the key), ``add_tags``/``remove_tags`` edit the set.
+    """
+
+    owner: str | Unset | None = UNSET
+    device_id: str | Unset | None = UNSET
+    ttl: timedelta | Unset | None = UNSET
+    max_messages: int | Unset = UNSET
+    metadata: Mapping[str, JSON] | Unset = UNSET
+    merge_metadata: Mapping[str, JSON] | Unset = UNSET
+    tags: frozenset[str] | set[str] | list[str] | Unset = UNSET
+    add_tags: frozenset[str] | set[str] | list[str] | Unset = UNSET
+    remove_tags: frozenset[str] | set[str] | list[str] | Unset = UNSET
+    persistence: Persistence | str | Unset = UNSET

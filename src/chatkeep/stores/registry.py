@@ -1,0 +1,119 @@
+"""Open a store from a URL: ``memory://``, ``sqlite:///path.db``, ``file:///dir``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from chatkeep.core.clock import Clock
+from chatkeep.core.rules import SessionDefaults
+from chatkeep.core.validation import Limits
+from chatkeep.errors import ConfigurationError
+from chatkeep.stores.backend import Backend
+from chatkeep.stores.local import LocalStore
+from chatkeep.stores.runner import InlineRunner, Runner, ThreadRunner
+
+
+@dataclass(frozen=True, slots=True)
+class StoreURL:
+    scheme: str
+    path: str
+    options: dict[str, str]
+
+    @classmethod
+    def parse(cls, url: str) -> StoreURL:
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigurationError("store URL", f"{url!r} is not a URL like sqlite:///chat.db")
+        scheme, rest = url.split("://", 1)
+        parts = urlsplit(f"x://{rest}")
+        path = rest.split("?", 1)[0]
+        if scheme == "sqlite":
+            path = path[1:] if path.startswith("/") else path
+        options = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False))
+        return cls(scheme.lower(), path, options)
+
+
+def _memory(url: StoreURL) -> tuple[Backend, Runner]:
+    from chatkeep.stores.memory import MemoryBackend
+
+    if url.path or url.options:
+        raise ConfigurationError("store URL", "memory:// takes no path or options")
+    return MemoryBackend(), InlineRunner()
+
+
+def _sqlite(url: StoreURL) -> tuple[Backend, Runner]:
+    from chatkeep.stores.sqlite import SqliteBackend
+
+    if not url.path:
+        raise ConfigurationError("store URL", "sqlite:///<path> needs a file path")
+    return SqliteBackend.open(url.path, url.options), ThreadRunner("chatkeep-sqlite")
+
+
+def _file(url: StoreURL) -> tuple[Backend, Runner]:
+    from chatkeep.stores.filesystem import FileBackend
+
+    if not url.path:
+        raise ConfigurationError("store URL", "file://<dir> needs a directory")
+    return FileBackend.open(url.path, url.options), ThreadRunner("chatkeep-file")
+
+
+_LOCAL: dict[str, Callable[[StoreURL], tuple[Backend, Runner]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "file": _file,
+}
+
+
+def supported_schemes() -> list[str]:
+    return sorted(_LOCAL)
+
+
+class StoreOpener:
+    """What :func:`open_store` returns: ``await`` it, or use it with ``async with``."""
+
+    def __init__(self, url: str, kwargs: dict[str, Any]) -> None:
+        self._url = url
+        self._kwargs = kwargs
+        self._store: LocalStore | None = None
+
+    async def _open(self) -> LocalStore:
+        parsed = StoreURL.parse(self._url)
+        factory = _LOCAL.get(parsed.scheme)
+        if factory is None:
+            raise ConfigurationError(
+                "store URL",
+                f"unknown scheme {parsed.scheme!r}; use one of: "
+                + ", ".join(f"{s}://" for s in supported_schemes()),
+            )
+        backend, runner = factory(parsed)
+        return LocalStore(backend, runner, **self._kwargs)
+
+    def __await__(self) -> Generator[Any, None, LocalStore]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> LocalStore:
+        self._store = await self._open()
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+def open_store(
+    url: str,
+    *,
+    clock: Clock | None = None,
+    defaults: SessionDefaults | None = None,
+    limits: Limits | None = None,
+) -> StoreOpener:
+    """Open the store at ``url``. ``await open_store(...)`` or ``async with open_store(...)``."""
+    return StoreOpener(url, {"clock": clock, "defaults": defaults, "limits": limits})
