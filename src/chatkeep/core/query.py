@@ -126,7 +126,7 @@ class Cursor:
             cursor = cls(
                 SessionSort(SortField(field_name), bool(desc)), from_micros(micros), str(session_id)
             )
-        except (ValueError, TypeError, binascii.Error):
+        except (ValueError, TypeError, OverflowError, binascii.Error):
             raise InvalidInputError("cursor", "is not a cursor returned by list_sessions") from None
         if cursor.sort != sort:
             raise InvalidInputError("cursor", "was made for another sort order")

@@ -22,6 +22,7 @@ from chatkeep.core.models import (
 from chatkeep.errors import InvalidInputError
 
 MAX_WINDOW = 1_000_000
+MAX_TTL = timedelta(days=36_500)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,14 @@ def _has_control(text: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
 
+def utf8_size(text: str, field: str) -> int:
+    """The UTF-8 size of ``text``; lone surrogates cannot be stored and are refused."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInputError(field, "is not valid Unicode text (lone surrogate)") from None
+
+
 def check_name(value: object, field: str, limits: Limits, *, optional: bool = True) -> str | None:
     """An owner, user id or agent name: a short printable string."""
     if value is None and optional:
@@ -50,6 +59,7 @@ def check_name(value: object, field: str, limits: Limits, *, optional: bool = Tr
         )
     if _has_control(value):
         raise InvalidInputError(field, "must not contain control characters")
+    utf8_size(value, field)
     return value
 
 
@@ -87,7 +97,7 @@ def check_metadata(value: object, field: str, limits: Limits) -> JSONObject:
         raise InvalidInputError(field, f"must be a JSON object, got {type(value).__name__}")
     _check_keys(value, field)
     text = encode_json(dict(value), field)
-    if len(text.encode()) > limits.max_metadata_bytes:
+    if utf8_size(text, field) > limits.max_metadata_bytes:
         raise InvalidInputError(field, f"is larger than {limits.max_metadata_bytes} bytes")
     copy: JSONObject = json.loads(text)
     return copy
@@ -98,7 +108,10 @@ def check_tags(value: object, field: str, limits: Limits) -> frozenset[str]:
         return frozenset()
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise InvalidInputError(field, "must be a set or list of strings")
-    tags = frozenset(value)
+    try:
+        tags = frozenset(value)
+    except TypeError:
+        raise InvalidInputError(field, "must be a set or list of strings") from None
     if len(tags) > limits.max_tags:
         raise InvalidInputError(field, f"at most {limits.max_tags} tags are allowed")
     for tag in tags:
@@ -110,6 +123,7 @@ def check_tags(value: object, field: str, limits: Limits) -> frozenset[str]:
             )
         if _has_control(tag):
             raise InvalidInputError(field, "tags must not contain control characters")
+        utf8_size(tag, field)
     return tags
 
 
@@ -120,8 +134,8 @@ def check_ttl(value: object, field: str = "ttl") -> timedelta | None:
     if isinstance(value, bool):
         raise InvalidInputError(field, "must be a duration")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise InvalidInputError(field, "must be finite")
+        if not math.isfinite(value) or abs(value) > MAX_TTL.total_seconds():
+            raise InvalidInputError(field, f"must be at most {MAX_TTL.days} days")
         value = timedelta(seconds=value)
     if not isinstance(value, timedelta):
         raise InvalidInputError(
@@ -129,6 +143,8 @@ def check_ttl(value: object, field: str = "ttl") -> timedelta | None:
         )
     if value <= timedelta(0):
         raise InvalidInputError(field, "must be positive")
+    if value > MAX_TTL:
+        raise InvalidInputError(field, f"must be at most {MAX_TTL.days} days")
     return value
 
 
@@ -160,12 +176,12 @@ def check_role(value: object, field: str) -> Role:
 
 def check_content(value: object, field: str, limits: Limits) -> Content:
     if isinstance(value, str):
-        size = len(value.encode("utf-8", "surrogatepass"))
+        size = utf8_size(value, field)
         content: Content = value
     elif isinstance(value, Mapping | list | tuple):
         _check_keys(value, field)
         text = encode_json(dict(value) if isinstance(value, Mapping) else list(value), field)
-        size = len(text.encode())
+        size = utf8_size(text, field)
         content = json.loads(text)
     else:
         raise InvalidInputError(

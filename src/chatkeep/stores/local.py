@@ -218,23 +218,25 @@ class LocalStore(_Operations):
         backend.begin(write)
         try:
             result = op(backend, ctx, *args)
+            backend.commit()
         except BaseException:
             backend.rollback()
             raise
-        backend.commit()
         return result
 
-    async def _call(self, op: ops.Op, *args: object, write: bool) -> Any:
+    def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError()
+
+    async def _call(self, op: ops.Op, *args: object, write: bool) -> Any:
+        self._check_open()
         async with self._lock:
             ctx = self._context()
             return await self._runner.run(partial(self._atomic, op, ctx, args, write))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        if self._closed:
-            raise StoreClosedError()
+        self._check_open()
         async with self._lock:
             await self._runner.run(partial(self._backend.begin, True))
             tx = Transaction(self)
@@ -252,6 +254,7 @@ class LocalStore(_Operations):
                 raise
 
     async def export_sessions(self, filter: SessionFilter | None = None) -> AsyncIterator[str]:
+        self._check_open()
         yield transfer.header_line(to_micros(self._clock.now()))
         mark: Cursor | None = None
         order = SessionSort.parse("created_at")
@@ -271,6 +274,7 @@ class LocalStore(_Operations):
         strategy: MergeStrategy | str = MergeStrategy.SKIP_EXISTING,
         dry_run: bool = False,
     ) -> ImportReport:
+        self._check_open()
         try:
             chosen = MergeStrategy(strategy)
         except ValueError:

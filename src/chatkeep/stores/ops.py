@@ -25,6 +25,7 @@ from chatkeep.core.query import (
     search_terms,
 )
 from chatkeep.core.validation import (
+    MAX_TTL,
     MAX_WINDOW,
     Limits,
     check_new_messages,
@@ -257,8 +258,8 @@ def set_expiration(b: Backend, ctx: Context, session_id: object, at: object) -> 
 
 def extend_expiration(b: Backend, ctx: Context, session_id: object, by: object) -> Session:
     session = _existing(b, session_id)
-    if not isinstance(by, timedelta):
-        raise InvalidInputError("by", "must be a timedelta")
+    if not isinstance(by, timedelta) or abs(by) > MAX_TTL:
+        raise InvalidInputError("by", f"must be a timedelta of at most {MAX_TTL.days} days")
     at = None if session.expires_at is None else session.expires_at + by
     return _set_expiry(b, ctx, session, at)
 

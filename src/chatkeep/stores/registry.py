@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -36,7 +37,7 @@ class StoreURL:
         return cls(scheme.lower(), path, options)
 
 
-def _memory(url: StoreURL) -> tuple[Backend, Runner]:
+async def _memory(url: StoreURL) -> tuple[Backend, Runner]:
     from chatkeep.stores.memory import MemoryBackend
 
     if url.path or url.options:
@@ -44,23 +45,34 @@ def _memory(url: StoreURL) -> tuple[Backend, Runner]:
     return MemoryBackend(), InlineRunner()
 
 
-def _sqlite(url: StoreURL) -> tuple[Backend, Runner]:
+async def _on_thread(
+    name: str, opener: Callable[[str, Mapping[str, str]], Backend], url: StoreURL
+) -> tuple[Backend, Runner]:
+    """Open on the store's own thread: opening may read a lot from disk."""
+    if not url.path:
+        raise ConfigurationError("store URL", f"{url.scheme}:// needs a path")
+    runner = ThreadRunner(f"chatkeep-{name}")
+    try:
+        backend = await runner.run(partial(opener, url.path, url.options))
+    except BaseException:
+        runner.shutdown()
+        raise
+    return backend, runner
+
+
+async def _sqlite(url: StoreURL) -> tuple[Backend, Runner]:
     from chatkeep.stores.sqlite import SqliteBackend
 
-    if not url.path:
-        raise ConfigurationError("store URL", "sqlite:///<path> needs a file path")
-    return SqliteBackend.open(url.path, url.options), ThreadRunner("chatkeep-sqlite")
+    return await _on_thread("sqlite", SqliteBackend.open, url)
 
 
-def _file(url: StoreURL) -> tuple[Backend, Runner]:
+async def _file(url: StoreURL) -> tuple[Backend, Runner]:
     from chatkeep.stores.filesystem import FileBackend
 
-    if not url.path:
-        raise ConfigurationError("store URL", "file://<dir> needs a directory")
-    return FileBackend.open(url.path, url.options), ThreadRunner("chatkeep-file")
+    return await _on_thread("file", FileBackend.open, url)
 
 
-_LOCAL: dict[str, Callable[[StoreURL], tuple[Backend, Runner]]] = {
+_LOCAL: dict[str, Callable[[StoreURL], Awaitable[tuple[Backend, Runner]]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "file": _file,
@@ -88,7 +100,7 @@ class StoreOpener:
                 f"unknown scheme {parsed.scheme!r}; use one of: "
                 + ", ".join(f"{s}://" for s in supported_schemes()),
             )
-        backend, runner = factory(parsed)
+        backend, runner = await factory(parsed)
         return LocalStore(backend, runner, **self._kwargs)
 
     def __await__(self) -> Generator[Any, None, LocalStore]:

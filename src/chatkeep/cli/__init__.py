@@ -1,0 +1,1 @@
+"""The ``chatkeep`` command line: parse options, build the configuration, call the library."""

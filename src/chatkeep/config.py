@@ -1,0 +1,374 @@
+"""Configuration: one frozen dataclass per concern, read from the environment in one place.
+
+Every setting has a name (``session_ttl``), an environment variable ``CHATKEEP_<NAME>``,
+the names other tools use for the same thing where they exist (``SESSION_TTL``), and a
+command-line option (``--session-ttl``). Precedence: an explicit override (a CLI
+option, or a keyword of :meth:`Config.from_env`) > ``CHATKEEP_<NAME>`` > the other
+names, in the order listed > the default. A bad value raises
+:class:`~chatkeep.errors.ConfigurationError` naming where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from chatkeep.core.models import Persistence
+from chatkeep.core.rules import DEFAULT_MAX_MESSAGES, DEFAULT_TTL, SessionDefaults
+from chatkeep.core.validation import MAX_WINDOW, Limits
+from chatkeep.errors import ConfigurationError
+from chatkeep.stores.registry import supported_schemes
+
+DEFAULT_DATA_DIR = Path("chatkeep-data")
+DEFAULT_DATABASE_NAME = "chatkeep.db"
+DEFAULT_STORE_URL = f"sqlite:///{DEFAULT_DATA_DIR / DEFAULT_DATABASE_NAME}"
+
+
+class StoreType(enum.StrEnum):
+    """The embedded stores that ``STORAGE_DATABASE_TYPE`` can choose."""
+
+    SQLITE = "sqlite"
+    MEMORY = "memory"
+    FILE = "file"
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def parse_duration(value: object, *, allow_zero: bool = False) -> timedelta:
+    """``"1200"`` (seconds), ``"20m"``, ``"1h30m"``, ``"1d"``, a number or a timedelta.
+
+    Raises ``ValueError`` for anything else, and for durations that are not positive.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = "".join(value.lower().split())
+        if _NUMBER.fullmatch(text):
+            seconds = float(text)
+        else:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(value)
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        raise ValueError(value)
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(value)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(value) from None
+
+
+# -- the kinds of value a setting takes ------------------------------------------------
+# Each parses text (from the environment or the command line) or an already typed value,
+# raises ValueError when it cannot, and says what it accepts.
+
+
+class Kind(Protocol):
+    @property
+    def accepts(self) -> str:
+        """Completes the error message "'<value>' is not ..."."""
+        ...
+
+    @property
+    def metavar(self) -> str: ...
+
+    def parse(self, value: object) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    off: str | None = None
+    """A word that means "no duration" (parsed as ``None``), if the setting allows one."""
+    metavar: str = "DURATION"
+
+    @property
+    def accepts(self) -> str:
+        alternative = "" if self.off is None else f" or {self.off!r}"
+        return f"a duration (seconds, or like 20m, 1h){alternative}"
+
+    def parse(self, value: object) -> timedelta | None:
+        if self.off is not None and isinstance(value, str) and value.strip().lower() == self.off:
+            return None
+        return parse_duration(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Integer:
+    low: int
+    high: int
+    metavar: str = "N"
+
+    @property
+    def accepts(self) -> str:
+        return f"an integer from {self.low} to {self.high}"
+
+    def parse(self, value: object) -> int:
+        if isinstance(value, str) and re.fullmatch(r"\+?\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(value)
+        if not self.low <= value <= self.high:
+            raise ValueError(value)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """A number of bytes: ``"1048576"``, ``"512k"``, ``"1m"``, ``"1MiB"`` (powers of 1024)."""
+
+    high: int
+    metavar: str = "BYTES"
+
+    @property
+    def accepts(self) -> str:
+        return f"a size from 1 to {self.high} bytes (like 65536, 512k, 1m)"
+
+    def parse(self, value: object) -> int:
+        if isinstance(value, str):
+            found = re.fullmatch(r"(\d+)([kmg]?)(?:i?b)?", value.strip().lower())
+            if found is None:
+                raise ValueError(value)
+            value = int(found[1]) << (10 * " kmg".index(found[2] or " "))
+        return Integer(1, self.high).parse(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    kind: type[enum.StrEnum]
+
+    @property
+    def accepts(self) -> str:
+        return "one of: " + ", ".join(member.value for member in self.kind)
+
+    @property
+    def metavar(self) -> str:
+        return "|".join(member.value for member in self.kind)
+
+    def parse(self, value: object) -> enum.StrEnum:
+        if isinstance(value, self.kind):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return self.kind(value.strip().lower())
+
+
+class StoreUrl:
+    metavar = "URL"
+
+    @property
+    def accepts(self) -> str:
+        return "a store URL starting with " + ", ".join(f"{s}://" for s in supported_schemes())
+
+    def parse(self, value: object) -> str:
+        text = value.strip() if isinstance(value, str) else ""
+        scheme, sep, _ = text.partition("://")
+        if not sep or scheme.lower() not in supported_schemes():
+            raise ValueError(value)
+        return text
+
+
+class Directory:
+    metavar = "DIR"
+    accepts = "a directory path"
+
+    def parse(self, value: object) -> Path:
+        text = str(value).strip() if isinstance(value, str | os.PathLike) else ""
+        if not text or any(ord(ch) < 32 for ch in text):
+            raise ValueError(value)
+        return Path(text).expanduser()
+
+
+class FileName:
+    metavar = "NAME"
+    accepts = "a file name (without a directory)"
+
+    def parse(self, value: object) -> str:
+        text = value.strip() if isinstance(value, str) else ""
+        if not text or text in {".", ".."} or "/" in text or "\\" in text:
+            raise ValueError(value)
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One configuration value and the ways to give it."""
+
+    name: str
+    kind: Kind
+    help: str
+    aliases: tuple[str, ...] = ()
+    """Other environment variables that give it, after ``CHATKEEP_<NAME>``."""
+    flag: str | None = None
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return (f"CHATKEEP_{self.name.upper()}", *self.aliases)
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "store_url",
+        StoreUrl(),
+        "The store to use; wins over --store-type and --data-dir.",
+        ("DATABASE_URL",),
+        flag="--store",
+    ),
+    Setting(
+        "store_type",
+        Choice(StoreType),
+        "The embedded store kept in --data-dir when no store URL is given.",
+        ("STORAGE_DATABASE_TYPE",),
+    ),
+    Setting("data_dir", Directory(), "Where the embedded store lives.", ("STORAGE_DATABASE_PATH",)),
+    Setting(
+        "database_name", FileName(), "The SQLite file in --data-dir.", ("STORAGE_DATABASE_NAME",)
+    ),
+    Setting(
+        "session_ttl",
+        Duration(off="never"),
+        "How long a session lives after its last activity.",
+        ("SESSION_TTL", "SESSION_EXPIRY_SECONDS", "DEFAULT_SESSION_TTL"),
+    ),
+    Setting(
+        "max_messages",
+        Integer(1, MAX_WINDOW),
+        "Messages kept per session (older ones are dropped).",
+        ("MAX_MESSAGES_PER_SESSION",),
+    ),
+    Setting("max_content_bytes", Size(1 << 30), "The largest message content accepted."),
+    Setting("default_persistence", Choice(Persistence), "The persistence mode of new sessions."),
+    Setting(
+        "max_sessions",
+        Integer(1, 10_000_000),
+        "Sessions the manager keeps loaded in memory.",
+        ("SESSION_MAX_SESSIONS",),
+    ),
+    Setting(
+        "sweep_interval",
+        Duration(),
+        "How often expired sessions are swept.",
+        ("SESSION_CLEANUP_INTERVAL",),
+    ),
+    Setting("backup_dir", Directory(), "Where backups go (default: <data dir>/backups)."),
+    Setting("backup_interval", Duration(off="off"), "How often to write a backup."),
+    Setting("max_backups", Integer(1, 100_000), "Backups kept; older ones are deleted."),
+)
+SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    url: str = DEFAULT_STORE_URL
+    default_ttl: timedelta | None = DEFAULT_TTL
+    max_messages: int = DEFAULT_MAX_MESSAGES
+    max_content_bytes: int = Limits().max_content_bytes
+
+    def limits(self) -> Limits:
+        return Limits(max_content_bytes=self.max_content_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerConfig:
+    default_persistence: Persistence = Persistence.DURABLE
+    max_sessions: int = 1000
+    sweep_interval: timedelta = timedelta(seconds=60)
+    backup_dir: Path = DEFAULT_DATA_DIR / "backups"
+    backup_interval: timedelta | None = None
+    max_backups: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    store: StoreConfig = field(default_factory=StoreConfig)
+    manager: ManagerConfig = field(default_factory=ManagerConfig)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, /, **overrides: object) -> Config:
+        """Read every setting, validate it, and build the configuration.
+
+        ``overrides`` are keyed by setting name (``session_ttl="20m"``); ``None`` means
+        "not given". Values may be text, as in the environment, or already typed.
+        """
+        unknown = sorted(set(overrides) - set(SETTINGS_BY_NAME))
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
+        got: dict[str, Any] = {}
+        for setting in SETTINGS:
+            source, raw = _source(setting, environ, overrides.get(setting.name))
+            if source:
+                got[setting.name] = _parse(setting, source, raw)
+        data_dir: Path = got.get("data_dir", DEFAULT_DATA_DIR)
+        url = got.get("store_url") or _local_url(
+            got.get("store_type", StoreType.SQLITE),
+            data_dir,
+            got.get("database_name", DEFAULT_DATABASE_NAME),
+        )
+        got.setdefault("backup_dir", data_dir / "backups")
+        return cls(
+            StoreConfig(url=url, **_fields(StoreConfig, got, session_ttl="default_ttl")),
+            ManagerConfig(**_fields(ManagerConfig, got)),
+        )
+
+    def session_defaults(self) -> SessionDefaults:
+        """What a new session gets when its creator does not say."""
+        return SessionDefaults(
+            ttl=self.store.default_ttl,
+            max_messages=self.store.max_messages,
+            persistence=self.manager.default_persistence,
+        )
+
+
+def _source(setting: Setting, environ: Mapping[str, str], override: object) -> tuple[str, object]:
+    """Where the setting's value comes from and the raw value; ``("", None)`` if nowhere.
+
+    Empty (or blank) environment variables count as not set.
+    """
+    if override is not None:
+        return setting.name, override
+    for name in setting.env_names:
+        if environ.get(name, "").strip():
+            return name, environ[name]
+    return "", None
+
+
+def _parse(setting: Setting, source: str, raw: object) -> object:
+    try:
+        return setting.kind.parse(raw)
+    except ValueError:
+        shown = raw if isinstance(raw, str) else str(raw)
+        raise ConfigurationError(source, f"{shown!r} is not {setting.kind.accepts}") from None
+
+
+def _fields(kind: type, got: Mapping[str, Any], **renamed: str) -> dict[str, Any]:
+    """The values in ``got`` (renamed as asked) that are fields of the dataclass ``kind``."""
+    names = {f.name for f in dataclasses.fields(kind)}
+    pairs = ((renamed.get(name, name), value) for name, value in got.items())
+    return {name: value for name, value in pairs if name in names}
+
+
+def _local_url(kind: StoreType, data_dir: Path, database_name: str) -> str:
+    """The URL of the embedded store kept in ``data_dir``."""
+    if kind is StoreType.MEMORY:
+        return "memory://"
+    if kind is StoreType.FILE:
+        return f"file://{data_dir / 'sessions'}"
+    return f"sqlite:///{data_dir / database_name}"

@@ -1,0 +1,152 @@
+"""A directory of backups: named by time, kept to the newest N, restored by name."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from chatkeep.core.clock import Clock
+from chatkeep.core.models import Persistence
+from chatkeep.errors import ChatkeepError, InvalidInputError
+from chatkeep.manager.backupfile import BackupSection, read_contents, read_sections, write_backup
+from chatkeep.stores.base import ImportReport, MergeStrategy, Store
+
+logger = logging.getLogger("chatkeep.manager.backups")
+
+NAME_PATTERN = re.compile(r"backup-\d{8}T\d{6}\.\d{6}Z\.jsonl")
+_NAME_FORMAT = "backup-%Y%m%dT%H%M%S.%fZ.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class BackupInfo:
+    name: str
+    """The file name, ``backup-<UTC time>.jsonl``: names sort by time."""
+    path: Path
+    created_at: datetime
+    size: int
+    """Bytes on disk."""
+    session_count: int
+    sections: tuple[BackupSection, ...]
+
+
+def backup_name(when: datetime) -> str:
+    return when.astimezone(UTC).strftime(_NAME_FORMAT)
+
+
+def backup_time(name: str) -> datetime:
+    return datetime.strptime(name, _NAME_FORMAT).replace(tzinfo=UTC)
+
+
+class Backups:
+    """Writes, lists, rotates and restores the backups in ``directory``.
+
+    A new backup's name sorts after every existing one: when the clock shows a time
+    at or before the newest backup (two backups in one microsecond, or a clock set
+    back), the new one is named (and dated) one microsecond after the newest.
+    """
+
+    def __init__(self, directory: Path, max_backups: int, clock: Clock) -> None:
+        self.directory = directory
+        self.max_backups = max_backups
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    def _names(self) -> list[str]:
+        """Every backup file name, oldest first (also unreadable ones)."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.name for p in self.directory.iterdir() if NAME_PATTERN.fullmatch(p.name))
+
+    def list(self) -> list[BackupInfo]:
+        """The complete, readable backups, newest first."""
+        found: list[BackupInfo] = []
+        for name in reversed(self._names()):
+            try:
+                found.append(self._info(name))
+            except (ChatkeepError, OSError) as exc:
+                logger.warning("skipping backup %s: %s", name, exc)
+        return found
+
+    def _info(self, name: str) -> BackupInfo:
+        path = self.directory / name
+        contents = read_contents(path)
+        return BackupInfo(
+            name=name,
+            path=path,
+            created_at=contents.created_at,
+            size=path.stat().st_size,
+            session_count=contents.session_count,
+            sections=contents.sections,
+        )
+
+    def find(self, name: object) -> BackupInfo:
+        """The backup called ``name``; ``InvalidInputError`` for anything else."""
+        if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
+            raise InvalidInputError(
+                "name", f"{name!r} is not a backup name (backup-<YYYYMMDDTHHMMSS.ffffff>Z.jsonl)"
+            )
+        if name not in self._names():
+            raise InvalidInputError("name", f"there is no backup called {name!r}")
+        try:
+            return self._info(name)
+        except ChatkeepError as exc:
+            raise InvalidInputError("name", f"backup {name!r} cannot be restored: {exc}") from exc
+
+    async def create(self, sections: Sequence[tuple[tuple[Persistence, ...], Store]]) -> BackupInfo:
+        """Export every section's store into a new backup, then drop the oldest extra ones."""
+        async with self._lock:
+            await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+            names = self._names()
+            when = self._clock.now()
+            if names:
+                when = max(when, backup_time(names[-1]) + timedelta(microseconds=1))
+            name = backup_name(when)
+            await write_backup(self.directory / name, when, sections)
+            await asyncio.to_thread(self._rotate)
+            info = self._info(name)
+        logger.info("backup %s written: %d sessions", name, info.session_count)
+        return info
+
+    def _rotate(self) -> None:
+        names = self._names()
+        for name in names[: max(0, len(names) - self.max_backups)]:
+            (self.directory / name).unlink(missing_ok=True)
+
+    async def restore(
+        self,
+        name: str,
+        route: Callable[[tuple[Persistence, ...]], Store],
+        *,
+        strategy: MergeStrategy | str,
+        dry_run: bool,
+    ) -> ImportReport:
+        """Import every section of the backup into the store ``route`` gives for its modes.
+
+        Every section that holds sessions is routed before anything is imported, so a
+        backup holding sessions of a mode that has no store now fails before it changes
+        anything. Empty sections are skipped.
+        """
+        info = self.find(name)
+        targets = {s.modes: route(s.modes) for s in info.sections if s.sessions}
+        total = ImportReport(dry_run=dry_run)
+
+        async def restore_section(
+            modes: tuple[Persistence, ...], lines: AsyncIterator[str]
+        ) -> None:
+            target = targets.get(modes)
+            if target is None:
+                return
+            report = await target.import_sessions(lines, strategy=strategy, dry_run=dry_run)
+            label = "+".join(mode.value for mode in modes)
+            total.restored += report.restored
+            total.skipped += report.skipped
+            total.failed += report.failed
+            total.errors.extend(f"{label}: {error}" for error in report.errors)
+
+        await read_sections(info.path, restore_section)
+        return total
