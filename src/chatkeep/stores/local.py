@@ -281,14 +281,23 @@ class LocalStore(_Operations):
             choices = ", ".join(s.value for s in MergeStrategy)
             raise InvalidInputError("strategy", f"{strategy!r} is not one of: {choices}") from None
         report = ImportReport(dry_run=bool(dry_run))
+        dry_restored: dict[str, Session] = {}
         async for number, line in transfer.numbered(lines):
             try:
                 parsed = transfer.parse_line(line, self._limits)
                 if parsed is None:
                     continue
+                session = parsed[0]
                 done = await self._call(
-                    ops.import_one, *parsed, chosen.value, bool(dry_run), write=True
+                    ops.import_one,
+                    *parsed,
+                    chosen.value,
+                    bool(dry_run),
+                    dry_restored.get(session.id),
+                    write=not dry_run,
                 )
+                if done and dry_run:
+                    dry_restored[session.id] = session
             except (ChatkeepError, ValueError) as exc:
                 if isinstance(exc, StoreUnavailableError | StoreClosedError):
                     raise

@@ -329,9 +329,13 @@ def import_one(
     messages: Sequence[Message],
     strategy: str,
     dry_run: bool,
+    shadow: Session | None,
 ) -> bool:
-    """Restore one exported session; returns False if the strategy skips it."""
-    current = b.get_session(session.id)
+    """Restore one exported session; returns False if the strategy skips it.
+
+    ``shadow`` is what an earlier line of the same dry run would have restored.
+    """
+    current = shadow or b.get_session(session.id)
     if current is not None:
         if strategy == "skip_existing":
             return False

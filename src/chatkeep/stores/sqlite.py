@@ -1,0 +1,446 @@
+"""The SQLite backend: one database file in WAL mode, searched with FTS5.
+
+It uses the standard ``sqlite3`` module on one connection that a single worker thread
+drives; transactions are issued explicitly (``BEGIN IMMEDIATE`` for writes). Records
+are rows (see ``sql/sqlite_schema.sql``); how a :class:`SessionFilter` and a search
+become SQL lives in :mod:`chatkeep.stores.sqlite_query`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Callable, Container, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from chatkeep.core.codec import to_micros
+from chatkeep.core.models import JSON, Message, Session
+from chatkeep.core.query import Cursor, SearchHit, SessionFilter, SessionSort
+from chatkeep.errors import (
+    ConfigurationError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreUnavailableError,
+)
+from chatkeep.stores import sqlite_query as q
+from chatkeep.stores.backend import Backend, Counts
+from chatkeep.stores.sql import load
+from chatkeep.stores.sqlite_rows import (
+    decode_message,
+    decode_session,
+    index_text,
+    match_expression,
+    message_row,
+    session_row,
+)
+
+SCHEMA_VERSION = 1
+QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
+"""``check`` runs ``PRAGMA quick_check`` (which reads the whole file) only below this size."""
+
+_SYNCHRONOUS = ("full", "normal")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteOptions:
+    """The URL query options of ``sqlite:///path.db?...``."""
+
+    synchronous: str = "full"
+    busy_timeout_ms: int = 5000
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> SqliteOptions:
+        unknown = sorted(set(options) - {"synchronous", "busy_timeout"})
+        if unknown:
+            raise ConfigurationError(
+                unknown[0], "is not an option of sqlite:// (known: synchronous, busy_timeout)"
+            )
+        synchronous = options.get("synchronous", "full").lower()
+        if synchronous not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                "synchronous", f"{options['synchronous']!r} is not one of: full, normal"
+            )
+        timeout = options.get("busy_timeout", "5000")
+        if not timeout.isdigit():
+            raise ConfigurationError("busy_timeout", f"{timeout!r} is not a number of milliseconds")
+        return cls(synchronous, int(timeout))
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A session row as this transaction last read or wrote it."""
+
+    pk: int
+    row: tuple[object, ...]
+
+
+def _guarded(
+    method: Callable[Concatenate[SqliteBackend, P], R],
+) -> Callable[Concatenate[SqliteBackend, P], R]:
+    """Turn sqlite3 errors raised by ``method`` into :class:`StoreUnavailableError`."""
+
+    @functools.wraps(method)
+    def run(self: SqliteBackend, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"SQLite database {self.path}: {exc}") from exc
+
+    return run
+
+
+class SqliteBackend(Backend):
+    """Sessions and messages in one SQLite file."""
+
+    name = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, path: str, options: SqliteOptions) -> None:
+        self._conn = conn
+        self.path = path
+        self.options = options
+        self._seen: dict[str, _Seen] = {}
+        self._probes: list[object] = []
+        self._closed = False
+        conn.create_function("chatkeep_equal", 3, functools.partial(q.metadata_equal, self._probes))
+
+    @classmethod
+    def open(cls, path: str, options: Mapping[str, str]) -> SqliteBackend:
+        """Open (creating it if needed) the database at ``path``."""
+        settings = SqliteOptions.parse(options)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot create the directory of SQLite database {path}: {exc}"
+            ) from exc
+        try:
+            conn = sqlite3.connect(
+                path,
+                timeout=settings.busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
+        try:
+            _prepare(conn, path, settings)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, settings)
+
+    # -- transactions -------------------------------------------------------
+    @_guarded
+    def begin(self, write: bool) -> None:
+        if self._conn.in_transaction:
+            raise RuntimeError("expected no open transaction, got one")
+        self._seen.clear()
+        self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @_guarded
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    @_guarded
+    def rollback(self) -> None:
+        """Undo every write since ``begin``; does nothing when no transaction is open."""
+        self._seen.clear()
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    @_guarded
+    def close(self) -> None:
+        """Roll back what is open and close the file; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._conn.execute("PRAGMA optimize")
+        finally:
+            self._conn.close()
+
+    # -- sessions -----------------------------------------------------------
+    def _session(self, row: Sequence[Any]) -> Session:
+        """Decode a row of ``pk`` + :data:`sqlite_query.SESSION_COLUMNS`, noting what it held."""
+        self._seen[row[1]] = _Seen(row[0], tuple(row[1:]))
+        return decode_session(row[1:])
+
+    @_guarded
+    def get_session(self, session_id: str) -> Session | None:
+        row = self._conn.execute(q.GET_SESSION, (session_id,)).fetchone()
+        return None if row is None else self._session(row)
+
+    @_guarded
+    def put_session(self, session: Session, *, new: bool) -> None:
+        row = session_row(session)
+        seen = None if new else self._seen.get(session.id)
+        if new:
+            pk = self._insert_session(row)
+            changed: Container[int] = range(len(row))
+        elif seen is None:
+            found = self._conn.execute(q.UPDATE_SESSION, (*row[1:], session.id)).fetchall()
+            if not found:
+                raise SessionNotFoundError(session.id)
+            pk = found[0][0]
+            changed = range(len(row))
+        else:
+            pk = seen.pk
+            changed = [
+                i for i, (was, now) in enumerate(zip(seen.row, row, strict=True)) if was != now
+            ]
+            if changed:
+                self._conn.execute(
+                    q.update_columns(tuple(changed)), (*(row[i] for i in changed), pk)
+                )
+        self._seen[session.id] = _Seen(pk, row)
+        if q.METADATA in changed:
+            self._index_session(pk, session, replace=not new)
+        if q.TAGS in changed:
+            if not new:
+                self._conn.execute(q.DELETE_TAGS, (session.id,))
+            self._conn.executemany(q.INSERT_TAG, [(session.id, t) for t in sorted(session.tags)])
+
+    def _insert_session(self, row: tuple[object, ...]) -> int:
+        try:
+            pk = self._conn.execute(q.INSERT_SESSION, row).lastrowid
+        except sqlite3.IntegrityError as exc:
+            if exc.sqlite_errorname != "SQLITE_CONSTRAINT_UNIQUE":
+                raise
+            raise SessionExistsError(str(row[0])) from exc
+        assert pk is not None
+        return pk
+
+    def _index_session(self, pk: int, session: Session, *, replace: bool) -> None:
+        if replace:
+            self._conn.execute(q.UNINDEX_SESSION, (pk,))
+        text = index_text(session.metadata)
+        if text:
+            self._conn.execute(q.INDEX_SESSION, (pk, text))
+
+    @_guarded
+    def delete_session(self, session_id: str) -> None:
+        self._seen.pop(session_id, None)
+        self._conn.execute(q.DELETE_SESSION, (session_id,))
+
+    @_guarded
+    def query_sessions(
+        self,
+        flt: SessionFilter,
+        sort: SessionSort,
+        limit: int,
+        cursor: Cursor | None,
+        now: datetime,
+    ) -> list[Session]:
+        sql, params, probes = q.select_sessions(flt, sort, cursor, to_micros(now))
+        self._probes[:] = probes
+        try:
+            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        finally:
+            self._probes.clear()
+        return [self._session(row) for row in rows]
+
+    @_guarded
+    def expired_ids(self, cutoff: datetime) -> list[str]:
+        rows = self._conn.execute(q.EXPIRED_IDS, (to_micros(cutoff),)).fetchall()
+        return [row[0] for row in rows]
+
+    @_guarded
+    def search(
+        self,
+        terms: Sequence[str],
+        owner: str | None,
+        include_expired: bool,
+        limit: int,
+        now: datetime,
+    ) -> list[SearchHit]:
+        params = {
+            "match": match_expression(terms),
+            "owner": owner,
+            "all": include_expired,
+            "now": to_micros(now),
+            "limit": limit,
+            "per_hit": q.MESSAGES_PER_HIT,
+        }
+        hits: dict[str, SearchHit] = {}
+        for row in self._conn.execute(q.SEARCH, params):
+            session_id = row[1]
+            hit = hits.get(session_id)
+            if hit is None:
+                hit = hits[session_id] = SearchHit(self._session(row[: q.SESSION_WIDTH]), [])
+            if row[q.SESSION_WIDTH] is not None:
+                hit.messages.append(decode_message(session_id, row[q.SESSION_WIDTH :]))
+        return list(hits.values())
+
+    # -- messages -----------------------------------------------------------
+    @_guarded
+    def find_messages(self, session_id: str, ids: Sequence[str]) -> dict[str, Message]:
+        rows = self._conn.execute(q.FIND_MESSAGES, (json.dumps(list(ids)), session_id))
+        return {row[1]: decode_message(session_id, row) for row in rows}
+
+    @_guarded
+    def insert_messages(self, session_id: str, messages: Sequence[Message]) -> None:
+        execute = self._conn.execute
+        for message in messages:
+            text = index_text(message.content, message.metadata)
+            doc = None
+            if text:
+                doc = execute(q.INDEX_MESSAGE, (text, session_id, message.seq)).lastrowid
+            execute(q.INSERT_MESSAGE, message_row(session_id, message, doc))
+
+    @_guarded
+    def drop_oldest(self, session_id: str, count: int) -> None:
+        self._conn.execute(q.DROP_OLDEST, (session_id, session_id, count))
+
+    @_guarded
+    def read_messages(
+        self,
+        session_id: str,
+        *,
+        after_seq: int | None,
+        before_seq: int | None,
+        limit: int | None,
+        newest: bool,
+    ) -> list[Message]:
+        params = (
+            session_id,
+            q.SEQ_MIN if after_seq is None else after_seq,
+            q.SEQ_MAX if before_seq is None else before_seq,
+            -1 if limit is None else limit,
+        )
+        rows = self._conn.execute(q.READ_NEWEST if newest else q.READ_OLDEST, params).fetchall()
+        if newest:
+            rows.reverse()
+        return [decode_message(session_id, row) for row in rows]
+
+    @_guarded
+    def delete_message(self, session_id: str, seq: int) -> None:
+        self._conn.execute(q.DELETE_MESSAGE, (session_id, seq))
+
+    @_guarded
+    def clear_messages(self, session_id: str) -> None:
+        self._conn.execute(q.CLEAR_MESSAGES, (session_id,))
+
+    # -- maintenance --------------------------------------------------------
+    @_guarded
+    def counts(self, now: datetime) -> Counts:
+        total, expired, messages = self._conn.execute(q.COUNTS, (to_micros(now),)).fetchone()
+        owners = dict(self._conn.execute(q.COUNT_BY_OWNER).fetchall())
+        return Counts(total, expired, messages, owners)
+
+    @_guarded
+    def optimize(self) -> list[str]:
+        """Merge the search indexes, ANALYZE, VACUUM and truncate the WAL.
+
+        VACUUM cannot run inside a transaction: an open (empty) one is committed
+        first and opened again afterwards.
+        """
+        reopen = self._conn.in_transaction
+        if reopen:
+            self._conn.execute("COMMIT")
+        try:
+            for table in ("message_search", "session_search"):
+                self._conn.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
+            self._conn.execute("ANALYZE")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            if reopen:
+                self._conn.execute("BEGIN IMMEDIATE")
+        return [
+            "merged the full-text search indexes",
+            "analysed tables and indexes (ANALYZE)",
+            "rebuilt the database file (VACUUM)",
+            "checkpointed and truncated the write-ahead log",
+        ]
+
+    @_guarded
+    def check(self) -> tuple[list[str], dict[str, JSON]]:
+        pragma = self._conn.execute
+        mode = pragma("PRAGMA journal_mode").fetchone()[0]
+        level = pragma("PRAGMA synchronous").fetchone()[0]
+        sizes = {name: _file_size(self.path + suffix) for name, suffix in _FILES}
+        details: dict[str, JSON] = {
+            "path": self.path,
+            "journal_mode": mode,
+            "synchronous": _SYNCHRONOUS_NAMES.get(level, str(level)),
+            "schema_version": pragma("PRAGMA user_version").fetchone()[0],
+            "sqlite_version": sqlite3.sqlite_version,
+            **sizes,
+        }
+        issues = [] if mode == "wal" else [f"journal_mode is {mode!r}, expected 'wal'"]
+        if sizes["file_bytes"] <= QUICK_CHECK_MAX_BYTES:
+            found = [row[0] for row in pragma("PRAGMA quick_check").fetchall()]
+            issues.extend(f"quick_check: {line}" for line in found if line != "ok")
+            details["quick_check"] = "ok" if found == ["ok"] else "failed"
+        else:
+            details["quick_check"] = "skipped: the file is larger than QUICK_CHECK_MAX_BYTES"
+        return issues, details
+
+
+_FILES = (("file_bytes", ""), ("wal_bytes", "-wal"))
+_SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
+
+
+def _file_size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _prepare(conn: sqlite3.Connection, path: str, options: SqliteOptions) -> None:
+    """Set the connection up and bring the schema to :data:`SCHEMA_VERSION`."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal" and path != ":memory:":
+        raise StoreUnavailableError(f"SQLite database {path}: cannot use WAL mode (got {mode!r})")
+    conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreUnavailableError(
+            f"SQLite database {path} has schema version {version}; this chatkeep knows "
+            f"versions up to {SCHEMA_VERSION} (upgrade chatkeep to open it)"
+        )
+    if version < SCHEMA_VERSION:
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {load('sqlite_schema.sql')}"
+                f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreUnavailableError(
+                f"SQLite database {path}: cannot create the chatkeep schema ({exc})"
+            ) from exc
+    _check_schema(conn, path)
+
+
+def _check_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a file whose tables, indexes or triggers are not the ones the backend uses."""
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema")}
+    problem = ", ".join(sorted(q.SCHEMA_OBJECTS - names))
+    if problem:
+        problem = f"missing {problem}"
+    for table, probe in q.PROBE.items():
+        try:
+            conn.execute(probe).fetchall()
+        except sqlite3.OperationalError as exc:
+            problem = problem or f"table {table}: {exc}"
+    if problem:
+        raise StoreUnavailableError(
+            f"SQLite database {path} does not have the chatkeep schema ({problem})"
+        )

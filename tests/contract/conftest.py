@@ -1,0 +1,128 @@
+"""The contract suite's fixtures: one ``store`` fixture, parametrised over every backend.
+
+Each backend is one line of :data:`BACKENDS`. A backend that needs a server is declared
+with :func:`served`, for example::
+
+    served("postgresql", "CHATKEEP_TEST_POSTGRES_URL", "postgresql://127.0.0.1/chatkeep", "schema")
+    served("redis", "CHATKEEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", "prefix")
+
+Its tests skip, with the reason, when the server cannot be reached; with ``CI=true`` they
+fail instead. Every store gets a private directory, or for a server a private schema or
+key prefix derived from that directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+import chatkeep
+from chatkeep import FakeClock, Limits, SessionDefaults, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A backend under test: how to build the URL of a fresh store kept in ``directory``."""
+
+    name: str
+    url_in: Callable[[Path], str]
+    server: str | None = None
+    """The URL of the server this backend needs, checked before each test."""
+
+    def require(self) -> None:
+        """Skip (or, under CI, fail) when the backend's server cannot be reached."""
+        if self.server is None:
+            return
+        parts = urlsplit(self.server)
+        host, port = parts.hostname or "127.0.0.1", parts.port
+        try:
+            with socket.create_connection((host, port or 0), timeout=2):
+                return
+        except OSError as exc:
+            reason = f"{self.name} server {host}:{port} is unreachable ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def local(name: str, url_in: Callable[[Path], str]) -> Backend:
+    return Backend(name, url_in)
+
+
+def served(name: str, env: str, default: str, isolate: str) -> Backend:
+    """A server backend at ``$env`` (else ``default``); each store gets its own
+    ``?<isolate>=...`` namespace."""
+    base = os.environ.get(env, default)
+
+    def url_in(directory: Path) -> str:
+        token = "ck" + hashlib.sha256(str(directory).encode()).hexdigest()[:16]
+        return f"{base}{'&' if '?' in base else '?'}{isolate}={token}"
+
+    return Backend(name, url_in, server=base)
+
+
+BACKENDS: tuple[Backend, ...] = (
+    local("memory", lambda d: "memory://"),
+    local("sqlite", lambda d: f"sqlite:///{d}/s.db"),
+    local("file", lambda d: f"file://{d}/files"),
+)
+DURABLE = tuple(b for b in BACKENDS if b.name != "memory")
+
+
+class Stores:
+    """Opens stores of the backend under test, all on the test's fake clock.
+
+    ``name`` picks the store: opening the same name again reopens the same data
+    (except on ``memory://``, where every store starts empty).
+    """
+
+    def __init__(self, backend: Backend, root: Path, clock: FakeClock) -> None:
+        self.backend = backend
+        self.root = root
+        self.clock = clock
+
+    def url(self, name: str = "main") -> str:
+        directory = self.root / name
+        directory.mkdir(parents=True, exist_ok=True)
+        return self.backend.url_in(directory)
+
+    @asynccontextmanager
+    async def open(
+        self,
+        name: str = "main",
+        *,
+        limits: Limits | None = None,
+        defaults: SessionDefaults | None = None,
+    ) -> AsyncIterator[Store]:
+        opener = chatkeep.open_store(
+            self.url(name), clock=self.clock, limits=limits, defaults=defaults
+        )
+        async with opener as store:
+            yield store
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    chosen: Backend = request.param
+    chosen.require()
+    return chosen
+
+
+@pytest.fixture
+def stores(backend: Backend, tmp_path: Path, fake_clock: FakeClock) -> Stores:
+    return Stores(backend, tmp_path, fake_clock)
+
+
+@pytest.fixture
+async def store(stores: Stores) -> AsyncIterator[Store]:
+    """A fresh, empty store of each backend in turn."""
+    async with stores.open() as opened:
+        yield opened

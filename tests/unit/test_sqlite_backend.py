@@ -1,0 +1,503 @@
+"""What is specific to the SQLite backend: the file, its options and schema, and that its
+SQL (filters, keyset pages, FTS5 search) answers exactly as the reference in core.query."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import chatkeep
+from chatkeep import (
+    ConfigurationError,
+    Message,
+    NewMessage,
+    Persistence,
+    Role,
+    Session,
+    SessionFilter,
+    SessionSort,
+    StoreUnavailableError,
+)
+from chatkeep.core.models import JSON
+from chatkeep.core.query import Cursor, SortField, matches, search_terms, sort_value, words
+from chatkeep.stores.sqlite import SCHEMA_VERSION, SqliteBackend
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+DEVICES = ("0b6f5a8e-9f5e-4c53-9a1e-3c1a3c2b7d10", "7d3c1e52-2a71-4f0e-8f5e-2b5d0f7c9a11")
+
+
+def make_session(sid: str, *, minutes: int = 0, **fields: object) -> Session:
+    at = NOW + timedelta(minutes=minutes)
+    values: dict[str, object] = {
+        "id": sid,
+        "owner": None,
+        "device_id": None,
+        "persistence": Persistence.DURABLE,
+        "created_at": at,
+        "updated_at": at,
+        "last_activity_at": at,
+        "expires_at": at + timedelta(hours=1),
+        "ttl": timedelta(hours=1),
+        "max_messages": 100,
+        "metadata": {},
+        "tags": frozenset(),
+        "version": 1,
+        "message_count": 0,
+        "last_seq": 0,
+    }
+    values.update(fields)
+    return Session(**values)  # type: ignore[arg-type]
+
+
+def make_message(sid: str, seq: int, content: str, **metadata: JSON) -> Message:
+    return Message(f"{sid}-m{seq}", sid, seq, Role.USER, content, None, NOW, dict(metadata))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nested" / "dir" / "chat.db"
+
+
+@pytest.fixture
+def backend(db_path: Path) -> Iterator[SqliteBackend]:
+    opened = SqliteBackend.open(str(db_path), {})
+    yield opened
+    opened.close()
+
+
+@contextmanager
+def writing(backend: SqliteBackend) -> Iterator[SqliteBackend]:
+    backend.begin(True)
+    try:
+        yield backend
+    except BaseException:
+        backend.rollback()
+        raise
+    backend.commit()
+
+
+History = list[tuple[Session, list[Message]]]
+
+
+def store_all(backend: SqliteBackend, history: History) -> None:
+    with writing(backend):
+        for session, messages in history:
+            backend.put_session(session, new=True)
+            backend.insert_messages(session.id, messages)
+
+
+def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+# -- the file, its options and its schema ----------------------------------------
+def test_a_new_file_is_in_wal_mode_with_the_schema_version(
+    backend: SqliteBackend, db_path: Path
+) -> None:
+    assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+    assert raw(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    issues, details = backend.check()
+    assert issues == []
+    assert details["journal_mode"] == "wal"
+    assert details["synchronous"] == "full"
+    assert details["quick_check"] == "ok"
+
+
+@pytest.mark.parametrize("level", ["normal", "NORMAL", "full"])
+def test_synchronous_is_honoured(tmp_path: Path, level: str) -> None:
+    opened = SqliteBackend.open(str(tmp_path / "s.db"), {"synchronous": level})
+    try:
+        assert opened.check()[1]["synchronous"] == level.lower()
+    finally:
+        opened.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"synchronous": "off"}, "synchronous"),
+        ({"synchronous": ""}, "synchronous"),
+        ({"busy_timeout": "soon"}, "busy_timeout"),
+        ({"journal_mode": "delete"}, "journal_mode"),
+    ],
+)
+def test_a_bad_option_is_refused_by_name(
+    tmp_path: Path, options: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SqliteBackend.open(str(tmp_path / "s.db"), options)
+    assert info.value.name == named
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_reopening_keeps_the_data(backend: SqliteBackend, db_path: Path) -> None:
+    session = make_session("s1", metadata={"k": [1, {"x": None}]}, tags=frozenset({"t"}))
+    store_all(backend, [(session, [make_message("s1", 1, "hello there")])])
+    backend.close()
+    again = SqliteBackend.open(str(db_path), {"synchronous": "normal"})
+    try:
+        again.begin(False)
+        assert again.get_session("s1") == session
+        assert again.read_messages(
+            "s1", after_seq=None, before_seq=None, limit=None, newest=False
+        ) == [make_message("s1", 1, "hello there")]
+        again.commit()
+    finally:
+        again.close()
+
+
+def test_a_file_that_is_not_a_database_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n" * 200)
+    with pytest.raises(StoreUnavailableError, match=r"notes.db.*not a database"):
+        SqliteBackend.open(str(path), {})
+
+
+def test_a_newer_schema_is_refused_naming_the_file(db_path: Path) -> None:
+    SqliteBackend.open(str(db_path), {}).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreUnavailableError, match=f"{db_path}.*schema version"):
+        SqliteBackend.open(str(db_path), {})
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "DROP TABLE messages",
+        "ALTER TABLE sessions DROP COLUMN lock_expires",
+        "DROP TRIGGER messages_unindex",
+    ],
+)
+def test_a_broken_schema_is_refused_naming_the_file(db_path: Path, damage: str) -> None:
+    SqliteBackend.open(str(db_path), {}).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(damage)
+    with pytest.raises(StoreUnavailableError, match=f"{db_path}.*chatkeep schema"):
+        SqliteBackend.open(str(db_path), {})
+
+
+def test_a_foreign_database_with_a_sessions_table_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE sessions (token TEXT)")
+    with pytest.raises(StoreUnavailableError, match=r"other.db.*chatkeep schema"):
+        SqliteBackend.open(str(path), {})
+
+
+def test_a_directory_that_cannot_be_made_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreUnavailableError, match=r"directory.*file/chat.db"):
+        SqliteBackend.open(str(tmp_path / "file" / "chat.db"), {})
+
+
+def test_a_locked_database_is_unavailable_not_a_crash(db_path: Path) -> None:
+    first = SqliteBackend.open(str(db_path), {"busy_timeout": "0"})
+    second = SqliteBackend.open(str(db_path), {"busy_timeout": "0"})
+    try:
+        first.begin(True)
+        with pytest.raises(StoreUnavailableError, match=r"chat.db.*locked"):
+            second.begin(True)
+        first.rollback()
+        second.begin(True)
+        second.rollback()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_rollback_undoes_every_write(backend: SqliteBackend, db_path: Path) -> None:
+    kept = make_session("kept", metadata={"topic": "stay"})
+    store_all(backend, [(kept, [make_message("kept", 1, "first words")])])
+    backend.begin(True)
+    backend.put_session(make_session("new"), new=True)
+    backend.insert_messages("kept", [make_message("kept", 2, "second words")])
+    backend.put_session(make_session("kept", metadata={"topic": "gone"}), new=False)
+    backend.drop_oldest("kept", 1)
+    backend.rollback()
+    backend.begin(False)
+    assert backend.get_session("new") is None
+    assert backend.get_session("kept") == kept
+    assert [
+        m.seq
+        for m in backend.read_messages(
+            "kept", after_seq=None, before_seq=None, limit=None, newest=False
+        )
+    ] == [1]
+    assert [h.session.id for h in backend.search(["stay"], None, True, 10, NOW)] == ["kept"]
+    assert backend.search(["second"], None, True, 10, NOW) == []
+    with pytest.raises(RuntimeError, match="expected no open transaction"):
+        backend.begin(True)
+    backend.rollback()
+
+
+def test_optimize_runs_between_begin_and_commit(backend: SqliteBackend, db_path: Path) -> None:
+    store_all(backend, [(make_session("s"), [make_message("s", 1, "words to merge")])])
+    with writing(backend):
+        done = backend.optimize()
+    assert any("VACUUM" in step for step in done)
+    assert raw(db_path, "SELECT count(*) FROM messages") == [(1,)]
+    assert Path(f"{db_path}-wal").stat().st_size == 0
+
+
+# -- listing: the SQL must answer as core.query.matches ---------------------------
+METADATA_VALUES: list[JSON] = [
+    1, 1.0, True, "1", 0, False, None, 2.5, 2**70, -(2**63), "text",
+    [1, 2], [1, True], [], {"x": 1, "y": [2]}, {"y": [2], "x": 1.0}, {}, "[1,2]", "{}",
+]  # fmt: skip
+
+
+def varied_sessions(count: int = 48) -> list[Session]:
+    rnd = random.Random(7)
+    out = []
+    for i in range(count):
+        metadata: dict[str, JSON] = {}
+        if rnd.random() < 0.8:
+            metadata["n"] = rnd.choice(METADATA_VALUES)
+        if rnd.random() < 0.5:
+            metadata["k"] = rnd.choice(["v", "w"])
+        if rnd.random() < 0.2:
+            metadata['q"k'] = 1
+        created = rnd.randrange(0, 12) * 5
+        active = created + rnd.randrange(0, 4) * 5
+        expires = rnd.choice([None, -30, 30, 300])
+        count_ = rnd.choice([0, 0, 3])
+        out.append(
+            make_session(
+                f"s{i:02d}",
+                minutes=created,
+                owner=rnd.choice([None, "alice", "bob"]),
+                device_id=rnd.choice([None, *DEVICES]),
+                last_activity_at=NOW + timedelta(minutes=active),
+                updated_at=NOW + timedelta(minutes=active + rnd.randrange(0, 2)),
+                expires_at=None if expires is None else NOW + timedelta(minutes=expires),
+                metadata=metadata,
+                tags=frozenset(t for t in "abc" if rnd.random() < 0.4),
+                message_count=count_,
+                last_seq=count_,
+            )
+        )
+    return out
+
+
+def filters() -> list[SessionFilter]:
+    at = NOW + timedelta(minutes=25)
+    out = [
+        SessionFilter(),
+        SessionFilter(include_expired=True),
+        SessionFilter(owner="alice"),
+        SessionFilter(device_id=DEVICES[0], include_expired=True),
+        SessionFilter(tags=frozenset({"a"})),
+        SessionFilter(tags=frozenset({"a", "b"}), include_expired=True),
+        SessionFilter(metadata={"n": 1, "k": "v"}, include_expired=True),
+        SessionFilter(metadata={'q"k': True}, include_expired=True),
+        SessionFilter(metadata={"absent": None}, include_expired=True),
+        SessionFilter(created_after=at, include_expired=True),
+        SessionFilter(created_before=at, include_expired=True),
+        SessionFilter(active_after=at, active_before=at + timedelta(minutes=20)),
+        SessionFilter(has_messages=True, include_expired=True),
+        SessionFilter(has_messages=False, owner="bob"),
+    ]
+    out += [SessionFilter(metadata={"n": v}, include_expired=True) for v in METADATA_VALUES]
+    return out
+
+
+SORTS = [SessionSort(f, d) for f in SortField for d in (True, False)]
+
+
+def reference(sessions: Sequence[Session], flt: SessionFilter, sort: SessionSort) -> list[str]:
+    chosen = [s for s in sessions if matches(s, flt, NOW)]
+    chosen.sort(key=lambda s: (sort_value(s, sort), s.id), reverse=sort.descending)
+    return [s.id for s in chosen]
+
+
+def test_listing_filters_sorts_and_pages_exactly_as_the_reference(backend: SqliteBackend) -> None:
+    sessions = varied_sessions()
+    store_all(backend, [(s, []) for s in sessions])
+    backend.begin(False)
+    compared = 0
+    for flt in filters():
+        for sort in SORTS:
+            want = reference(sessions, flt, sort)
+            got = backend.query_sessions(flt, sort, 1000, None, NOW)
+            assert [s.id for s in got] == want, (flt, sort)
+            assert got == [s for i in want for s in sessions if s.id == i]
+            pages: list[str] = []
+            cursor = None
+            while page := backend.query_sessions(flt, sort, 7, cursor, NOW):
+                pages += [s.id for s in page]
+                cursor = Cursor(sort, sort_value(page[-1], sort), page[-1].id)
+            assert pages == want
+            compared += len(want)
+    backend.commit()
+    assert compared > 1000
+
+
+def test_metadata_equality_is_python_equality_of_the_decoded_json(backend: SqliteBackend) -> None:
+    values: dict[str, JSON] = {
+        "int": 1, "float": 1.0, "true": True, "text": "1", "list": [1], "big": 2**64,
+        "obj": {"a": 1, "b": 2},
+    }  # fmt: skip
+    store_all(backend, [(make_session(k, metadata={"n": v}), []) for k, v in values.items()])
+
+    def chosen(value: object) -> set[str]:
+        flt = SessionFilter(metadata={"n": value})  # type: ignore[dict-item]
+        return {s.id for s in backend.query_sessions(flt, SessionSort(), 100, None, NOW)}
+
+    backend.begin(False)
+    assert chosen(1) == chosen(True) == chosen(1.0) == {"int", "float", "true"}
+    assert chosen("1") == {"text"}
+    assert chosen([True]) == {"list"}
+    assert chosen(2**64) == chosen(float(2**64)) == {"big"}
+    assert chosen(2**64 + 1) == set()
+    assert chosen({"b": 2, "a": 1.0}) == {"obj"}
+    assert chosen((1,)) == chosen({1}) == set()
+    backend.commit()
+
+
+# -- search: FTS5 must answer as words() says ------------------------------------
+HISTORY_TEXT = {
+    "plain": (["alpha beta", "alpha", "gamma alpha", "alpha again"], {"topic": "release"}),
+    "split": (["alpha only", "beta only"], {}),
+    "greek": (["ᾶ μόνο", "Ωμέγα"], {"lang": "ελληνικά"}),
+    "meta": ([], {"topic": "release notes", "n": 5}),
+    "ligature": (["ﬁnal draft"], {}),
+    "tagged": (["bonjour"], {}),
+}
+
+
+def search_history() -> History:
+    out = []
+    for i, (sid, (texts, metadata)) in enumerate(HISTORY_TEXT.items()):
+        session = make_session(sid, minutes=i, metadata=metadata, owner="o" if i % 2 else None)
+        messages = [make_message(sid, n + 1, t) for n, t in enumerate(texts)]
+        if sid == "tagged":
+            messages[0] = make_message(sid, 1, "bonjour", lang="french")
+        out.append((session, messages))
+    return out
+
+
+def expected_hits(
+    history: History, terms: list[str], owner: str | None
+) -> list[tuple[str, list[int]]]:
+    wanted = set(terms)
+    out = []
+    for session, messages in sorted(
+        history, key=lambda p: (p[0].last_activity_at, p[0].id), reverse=True
+    ):
+        if owner is not None and session.owner != owner:
+            continue
+        found = [
+            m.seq for m in reversed(messages) if wanted <= words(m.content) | words(m.metadata)
+        ][:3]
+        if found or wanted <= words(session.metadata):
+            out.append((session.id, found))
+    return out
+
+
+QUERIES = [
+    "alpha", "alpha beta", "beta", "release", "release notes", "topic", "α", "ᾶ", "ΩΜΈΓΑ",
+    "ελληνικά", "final", "fi", "bonjour french", "french", "5", "missing", "alpha missing",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("owner", [None, "o"])
+@pytest.mark.parametrize("query", QUERIES)
+def test_search_answers_as_the_words_of_each_message(
+    backend: SqliteBackend, query: str, owner: str | None
+) -> None:
+    history = search_history()
+    store_all(backend, history)
+    terms = search_terms(query)
+    backend.begin(False)
+    hits = backend.search(terms, owner, True, 20, NOW)
+    backend.commit()
+    assert [(h.session.id, [m.seq for m in h.messages]) for h in hits] == expected_hits(
+        history, terms, owner
+    )
+    stored = {session.id: (session, messages) for session, messages in history}
+    for hit in hits:
+        session, messages = stored[hit.session.id]
+        assert hit.session == session
+        assert all(m in messages for m in hit.messages)
+
+
+def test_search_leaves_out_expired_sessions_and_stops_at_the_limit(backend: SqliteBackend) -> None:
+    history = [
+        (
+            make_session(f"s{i}", minutes=i, expires_at=NOW + timedelta(minutes=i - 2)),
+            [make_message(f"s{i}", 1, "common word")],
+        )
+        for i in range(5)
+    ]
+    store_all(backend, history)
+    backend.begin(False)
+    live = backend.search(["common"], None, False, 10, NOW)
+    limited = backend.search(["common"], None, True, 3, NOW)
+    backend.commit()
+    assert [h.session.id for h in live] == ["s4", "s3"]
+    assert [h.session.id for h in limited] == ["s4", "s3", "s2"]
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [['"'], ["*"], ["alpha*"], ["NEAR(alpha beta)"], ["-alpha"], ["alpha OR"], ["col:alpha"],
+     ["'"], ["("], [""], ["ALPHA"], ["alpha", '"quoted"', "^x"]],
+)  # fmt: skip
+def test_search_terms_are_never_fts_syntax(backend: SqliteBackend, terms: list[str]) -> None:
+    history = search_history()
+    store_all(backend, history)
+    backend.begin(False)
+    assert backend.search(terms, None, True, 20, NOW) == []
+    backend.commit()
+
+
+async def test_a_query_full_of_fts_syntax_finds_its_words(tmp_path: Path) -> None:
+    text = 'he said "hi" NEAR(x y) foo* -bar OR baz:qux ^start'
+    async with chatkeep.open_store(f"sqlite:///{tmp_path}/chat.db") as store:
+        session = await store.create_session()
+        await store.append_messages(session.id, NewMessage(role="user", content=text))
+        await store.append_messages(session.id, NewMessage(role="user", content="he said"))
+        hits = await store.search_sessions(text)
+        assert [(h.session.id, [m.seq for m in h.messages]) for h in hits] == [(session.id, [1])]
+        assert await store.search_sessions('"unmatched AND (') == []
+
+
+def index_counts(path: Path) -> tuple[int, int, int, int]:
+    ((messages, indexed, sessions, session_rows),) = raw(
+        path,
+        "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM message_search), "
+        "(SELECT count(*) FROM sessions), (SELECT count(*) FROM session_search)",
+    )
+    return messages, indexed, sessions, session_rows  # type: ignore[return-value]
+
+
+def test_the_search_index_follows_every_deletion(backend: SqliteBackend, db_path: Path) -> None:
+    history = search_history()
+    store_all(backend, history)
+    assert index_counts(db_path) == (10, 10, 6, 3)
+    with writing(backend):
+        backend.drop_oldest("plain", 2)
+        backend.delete_message("greek", 2)
+        backend.clear_messages("split")
+        backend.delete_session("tagged")
+        meta = backend.get_session("meta")
+        assert meta is not None
+        backend.put_session(make_session("meta", metadata={"topic": "renamed"}), new=False)
+        backend.put_session(make_session("plain", tags=frozenset({"x"})), new=False)
+    assert index_counts(db_path) == (4, 4, 5, 2)
+    backend.begin(False)
+    assert backend.search(["release"], None, True, 10, NOW) == []
+    assert [h.session.id for h in backend.search(["renamed"], None, True, 10, NOW)] == ["meta"]
+    tagged = backend.query_sessions(
+        SessionFilter(tags=frozenset({"x"}), include_expired=True), SessionSort(), 10, None, NOW
+    )
+    assert [s.id for s in tagged] == ["plain"]
+    backend.commit()
