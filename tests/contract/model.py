@@ -136,7 +136,7 @@ class Model:
         if last is not None:
             out = out[-last:]
         if limit is not None:
-            out = out[:limit + 1]
+            out = out[:limit]
         return out
 
     def listed(self, now: datetime) -> dict[str, int]:

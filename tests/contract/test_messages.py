@@ -170,16 +170,25 @@ async def test_an_id_is_reusable_after_pop(store: Store) -> None:
     assert (out[0].seq, out[0].content) == (2, "second")
 
 
-async def test_messages_read_back_are_not_the_store_state(store: Store) -> None:
-    s = await store.create_session()
+async def test_messages_read_back_are_read_only(store: Store) -> None:
+    s = await store.create_session(metadata={"k": [1]})
     await store.append_messages(
         s.id, [NewMessage(role="tool", content={"parts": [1]}, metadata={"m": [1]})]
     )
     read = (await store.get_messages(s.id))[0]
-    read.content["parts"].append(2)  # type: ignore[call-overload, index, union-attr]
-    read.metadata["m"].append(2)  # type: ignore[union-attr]
+    with pytest.raises(TypeError, match="read-only"):
+        read.content["parts"].append(2)  # type: ignore[call-overload, index, union-attr]
+    with pytest.raises(TypeError, match="read-only"):
+        read.metadata["m"].append(2)  # type: ignore[union-attr]
+    with pytest.raises(TypeError, match="read-only"):
+        read.metadata["new"] = 1
+    with pytest.raises(TypeError, match="read-only"):
+        (await store.get_session(s.id)).metadata["k"].append(2)  # type: ignore[union-attr]
+    changed = dict(read.metadata) | {"new": 1}
+    assert changed == {"m": [1], "new": 1}
     stored = (await store.get_messages(s.id))[0]
     assert (stored.content, stored.metadata) == ({"parts": [1]}, {"m": [1]})
+    assert (await store.get_session(s.id)).metadata == {"k": [1]}
 
 
 async def test_a_given_message_is_copied(store: Store) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chatkeep.core import rules
-from chatkeep.core.models import UNSET, Message, NewMessage, Session
+from chatkeep.core.models import JSON, UNSET, Message, NewMessage, Session
 from chatkeep.core.query import Cursor, SessionFilter, SessionSort
 from chatkeep.core.validation import Limits
 from chatkeep.errors import SessionExistsError, SessionNotFoundError
@@ -259,13 +259,15 @@ def search_ids(b: MemoryBackend, now: datetime, *, include_expired: bool) -> lis
     return [h.session.id for h in b.search(["topic"], None, include_expired, 10, now)]
 
 
-def test_records_are_copied_in_and_out(backend: MemoryBackend) -> None:
-    record = session("c")
+def test_records_are_kept_read_only(backend: MemoryBackend) -> None:
+    given: dict[str, JSON] = {"topic": "c"}
+    record = dataclasses.replace(session("c"), metadata=given)
     committed(backend, lambda: backend.put_session(record, new=True))
-    record.metadata["topic"] = "changed by the caller"
+    given["topic"] = "changed by the caller"
     read = backend.get_session("c")
     assert read is not None
-    read.metadata["more"] = 1
+    with pytest.raises(TypeError, match="read-only"):
+        read.metadata["more"] = 1
     assert backend.contents()["c"][0].metadata == {"topic": "c"}
 
 

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chatkeep.core.frozen import EMPTY, freeze, freeze_object
 from chatkeep.core.models import JSON, JSONObject, Message, Persistence, Role, Session, SessionLock
 from chatkeep.errors import CorruptDataError
 
@@ -82,7 +83,7 @@ def session_from_dict(d: Any, where: str = "session") -> Session:
             expires_at=opt_datetime(d["expires_at"]),
             ttl=None if ttl is None else timedelta(seconds=float(ttl)),
             max_messages=int(d["max_messages"]),
-            metadata=dict(d["metadata"]),
+            metadata=freeze_object(d["metadata"]),
             tags=frozenset(d["tags"]),
             version=int(d["version"]),
             message_count=int(d["message_count"]),
@@ -121,10 +122,10 @@ def message_from_dict(d: Any, session_id: str, where: str = "message") -> Messag
             session_id=session_id,
             seq=int(d["seq"]),
             role=Role(d["role"]),
-            content=content,
+            content=freeze(content),  # type: ignore[arg-type]
             user_id=d["user_id"],
             created_at=from_micros(int(d["created_at"])),
-            metadata=dict(d.get("metadata") or {}),
+            metadata=freeze_object(d.get("metadata") or EMPTY),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptDataError(where, f"bad message record ({exc!r})") from None

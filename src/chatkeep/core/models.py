@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, TypeAlias
 
+from chatkeep.core.frozen import EMPTY
+
 JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
 """Any value that survives a round trip through JSON."""
 
@@ -55,6 +57,8 @@ class SessionLock:
 
 @dataclass(frozen=True, slots=True)
 class Session:
+    """A conversation. Records read from a store are read-only, ``metadata`` included."""
+
     id: str
     owner: str | None
     device_id: str | None
@@ -86,7 +90,7 @@ class Message:
     content: Content
     user_id: str | None
     created_at: datetime
-    metadata: JSONObject = field(default_factory=dict)
+    metadata: JSONObject = field(default_factory=lambda: EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chatkeep.core.frozen import EMPTY, freeze_object
 from chatkeep.core.ids import check_id, new_id
 from chatkeep.core.models import (
     UNSET,
@@ -235,7 +236,7 @@ def plan_append(
             content=msg.content,
             user_id=msg.user_id,
             created_at=now,
-            metadata=dict(msg.metadata or {}),
+            metadata=freeze_object(msg.metadata or EMPTY),
         )
         seen[stored_msg.id] = stored_msg
         insert.append(stored_msg)

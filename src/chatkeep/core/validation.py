@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from chatkeep.core.frozen import freeze, freeze_object
 from chatkeep.core.ids import check_device_id, check_id
 from chatkeep.core.models import (
     JSON,
@@ -99,8 +100,7 @@ def check_metadata(value: object, field: str, limits: Limits) -> JSONObject:
     text = encode_json(dict(value), field)
     if utf8_size(text, field) > limits.max_metadata_bytes:
         raise InvalidInputError(field, f"is larger than {limits.max_metadata_bytes} bytes")
-    copy: JSONObject = json.loads(text)
-    return copy
+    return freeze_object(json.loads(text))
 
 
 def check_tags(value: object, field: str, limits: Limits) -> frozenset[str]:
@@ -182,7 +182,7 @@ def check_content(value: object, field: str, limits: Limits) -> Content:
         _check_keys(value, field)
         text = encode_json(dict(value) if isinstance(value, Mapping) else list(value), field)
         size = utf8_size(text, field)
-        content = json.loads(text)
+        content = freeze(json.loads(text))  # type: ignore[assignment]
     else:
         raise InvalidInputError(
             field, f"must be text or a JSON object or array, got {type(value).__name__}"

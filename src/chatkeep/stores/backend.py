@@ -46,6 +46,15 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def reader(self) -> Backend | None:
+        """A second backend on the same data that the event loop may use directly for
+        reads (no thread hop, no wait for the writer), or ``None`` if there is none.
+
+        Only a backend whose reads never wait on a writer offers one (SQLite in WAL
+        mode: a reader sees the last commit while a write is in progress).
+        """
+        return None
+
     # -- sessions -----------------------------------------------------------
     @abstractmethod
     def get_session(self, session_id: str) -> Session | None: ...

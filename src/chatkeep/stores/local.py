@@ -209,12 +209,19 @@ class LocalStore(_Operations):
         self._limits = limits or Limits()
         self._lock = asyncio.Lock()
         self._closed = False
+        self._reader = backend.reader()
 
     def _context(self) -> ops.Context:
         return ops.Context(self._clock.now(), self._limits, self._defaults)
 
-    def _atomic(self, op: ops.Op, ctx: ops.Context, args: tuple[object, ...], write: bool) -> Any:
-        backend = self._backend
+    def _atomic(
+        self,
+        backend: Backend,
+        op: ops.Op,
+        ctx: ops.Context,
+        args: tuple[object, ...],
+        write: bool,
+    ) -> Any:
         backend.begin(write)
         try:
             result = op(backend, ctx, *args)
@@ -230,9 +237,13 @@ class LocalStore(_Operations):
 
     async def _call(self, op: ops.Op, *args: object, write: bool) -> Any:
         self._check_open()
+        if not write and self._reader is not None:
+            return self._atomic(self._reader, op, self._context(), args, write)
         async with self._lock:
             ctx = self._context()
-            return await self._runner.run(partial(self._atomic, op, ctx, args, write))
+            return await self._runner.run(
+                partial(self._atomic, self._backend, op, ctx, args, write)
+            )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -340,6 +351,8 @@ class LocalStore(_Operations):
         self._closed = True
         async with self._lock:
             try:
+                if self._reader is not None:
+                    self._reader.close()
                 await self._runner.run(self._backend.close)
             finally:
                 self._runner.shutdown()

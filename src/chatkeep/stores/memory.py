@@ -18,7 +18,7 @@ from chatkeep.core.query import Cursor, SearchHit, SessionFilter, SessionSort, m
 from chatkeep.core.query import words as words_of
 from chatkeep.errors import SessionExistsError, SessionNotFoundError
 from chatkeep.stores.backend import Backend, Counts
-from chatkeep.stores.memory_history import History, Undo, own_message, own_session
+from chatkeep.stores.memory_history import History, Undo, own_session
 
 
 class MemoryBackend(Backend):
@@ -69,8 +69,7 @@ class MemoryBackend(Backend):
 
     # -- sessions -----------------------------------------------------------
     def get_session(self, session_id: str) -> Session | None:
-        session = self._sessions.get(session_id)
-        return None if session is None else own_session(session)
+        return self._sessions.get(session_id)
 
     def put_session(self, session: Session, *, new: bool) -> None:
         log = self._log()
@@ -124,7 +123,7 @@ class MemoryBackend(Backend):
             return sort_value(s, sort), s.id
 
         pick = heapq.nlargest if sort.descending else heapq.nsmallest
-        return [own_session(s) for s in pick(limit, chosen, key=key)]
+        return pick(limit, chosen, key=key)
 
     def expired_ids(self, cutoff: datetime) -> list[str]:
         return [
@@ -152,7 +151,7 @@ class MemoryBackend(Backend):
         for session in eligible:
             found = self._histories[session.id].matching(wanted)
             if found or wanted <= words_of(session.metadata):
-                hits.append(SearchHit(own_session(session), found))
+                hits.append(SearchHit(session, found))
                 if len(hits) >= limit:
                     break
         return hits
@@ -230,6 +229,6 @@ class MemoryBackend(Backend):
     def contents(self) -> dict[str, tuple[Session, list[Message]]]:
         """A copy of everything held: each session with its messages in seq order."""
         return {
-            sid: (own_session(session), [own_message(m) for m in self._histories[sid].messages])
+            sid: (session, list(self._histories[sid].messages))
             for sid, session in self._sessions.items()
         }

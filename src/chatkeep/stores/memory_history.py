@@ -15,7 +15,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from itertools import pairwise
 
-from chatkeep.core.models import JSON, Content, JSONObject, Message, Session
+from chatkeep.core.frozen import FrozenDict, FrozenList, freeze, freeze_object
+from chatkeep.core.models import Message, Session
 from chatkeep.core.query import words
 
 Undo = Callable[[], None]
@@ -90,7 +91,7 @@ class History:
         return undo
 
     def find(self, ids: Sequence[str]) -> dict[str, Message]:
-        return {i: own_message(self.by_id[i]) for i in ids if i in self.by_id}
+        return {i: self.by_id[i] for i in ids if i in self.by_id}
 
     def read(
         self, after_seq: int | None, before_seq: int | None, limit: int | None, newest: bool
@@ -103,14 +104,14 @@ class History:
                 lo = hi - limit
             else:
                 hi = lo + limit
-        return [own_message(m) for m in messages[lo:hi]]
+        return messages[lo:hi]
 
     def matching(self, terms: set[str]) -> list[Message]:
         """The newest few messages whose words (content and metadata) include every term."""
         found: list[Message] = []
         for message in reversed(self.messages):
             if terms <= words(message.content) | words(message.metadata):
-                found.append(own_message(message))
+                found.append(message)
                 if len(found) == SEARCH_MESSAGES_PER_HIT:
                     break
         return found
@@ -136,45 +137,22 @@ class History:
         return found
 
 
-def _copy_object(value: JSONObject) -> JSONObject:
-    return {key: _copy_value(item) for key, item in value.items()}
-
-
-def _copy_value(value: JSON) -> JSON:
-    if isinstance(value, dict):
-        return _copy_object(value)
-    if isinstance(value, list):
-        return [_copy_value(item) for item in value]
-    return value
-
-
-def _copy_content(content: Content) -> Content:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return _copy_object(content)
-    return [_copy_value(item) for item in content]
-
-
-_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
-_SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session))
-_set = object.__setattr__
-
-
 def own_session(session: Session) -> Session:
-    """A copy of ``session`` that shares no mutable value with it."""
-    copy = object.__new__(Session)
-    for name in _SESSION_FIELDS:
-        _set(copy, name, getattr(session, name))
-    _set(copy, "metadata", _copy_object(session.metadata))
-    return copy
+    """``session`` with read-only metadata, so that it can be shared without copies."""
+    if type(session.metadata) is FrozenDict:
+        return session
+    return dataclasses.replace(session, metadata=freeze_object(session.metadata))
 
 
 def own_message(message: Message) -> Message:
-    """A copy of ``message`` that shares no mutable value with it."""
-    copy = object.__new__(Message)
-    for name in _MESSAGE_FIELDS:
-        _set(copy, name, getattr(message, name))
-    _set(copy, "content", _copy_content(message.content))
-    _set(copy, "metadata", _copy_object(message.metadata))
-    return copy
+    """``message`` with read-only content and metadata, shareable without copies."""
+    content = message.content
+    if (isinstance(content, str) or type(content) in (FrozenDict, FrozenList)) and type(
+        message.metadata
+    ) is FrozenDict:
+        return message
+    return dataclasses.replace(
+        message,
+        content=freeze(content),  # type: ignore[arg-type]
+        metadata=freeze_object(message.metadata),
+    )

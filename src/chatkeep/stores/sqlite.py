@@ -29,6 +29,7 @@ from chatkeep.errors import (
 from chatkeep.stores import sqlite_query as q
 from chatkeep.stores.backend import Backend, Counts
 from chatkeep.stores.sql import load
+from chatkeep.stores.sqlite_cache import RecordCache, Tracker
 from chatkeep.stores.sqlite_rows import (
     decode_message,
     decode_session,
@@ -54,23 +55,37 @@ class SqliteOptions:
 
     synchronous: str = "full"
     busy_timeout_ms: int = 5000
+    cache_sessions: int = 1024
+    cache_messages: int = 100
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> SqliteOptions:
-        unknown = sorted(set(options) - {"synchronous", "busy_timeout"})
+        known = ("synchronous", "busy_timeout", "cache_sessions", "cache_messages")
+        unknown = sorted(set(options) - set(known))
         if unknown:
             raise ConfigurationError(
-                unknown[0], "is not an option of sqlite:// (known: synchronous, busy_timeout)"
+                unknown[0], f"is not an option of sqlite:// (known: {', '.join(known)})"
             )
         synchronous = options.get("synchronous", "full").lower()
         if synchronous not in _SYNCHRONOUS:
             raise ConfigurationError(
                 "synchronous", f"{options['synchronous']!r} is not one of: full, normal"
             )
-        timeout = options.get("busy_timeout", "5000")
-        if not timeout.isdigit():
-            raise ConfigurationError("busy_timeout", f"{timeout!r} is not a number of milliseconds")
-        return cls(synchronous, int(timeout))
+        return cls(
+            synchronous,
+            _count(options, "busy_timeout", 5000, "a number of milliseconds"),
+            _count(options, "cache_sessions", 1024, "a number of sessions"),
+            _count(options, "cache_messages", 100, "a number of messages"),
+        )
+
+
+def _count(options: Mapping[str, str], name: str, default: int, what: str) -> int:
+    text = options.get(name)
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise ConfigurationError(name, f"{text!r} is not {what}")
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +116,20 @@ class SqliteBackend(Backend):
 
     name = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection, path: str, options: SqliteOptions) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        options: SqliteOptions,
+        *,
+        cache: RecordCache | None = None,
+        read_only: bool = False,
+    ) -> None:
         self._conn = conn
+        self._read_only = read_only
+        self._records = Tracker(
+            cache or RecordCache(options.cache_sessions, options.cache_messages)
+        )
         self.path = path
         self.options = options
         self._seen: dict[str, _Seen] = {}
@@ -121,13 +148,7 @@ class SqliteBackend(Backend):
                 f"cannot create the directory of SQLite database {path}: {exc}"
             ) from exc
         try:
-            conn = sqlite3.connect(
-                path,
-                timeout=settings.busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-                cached_statements=256,
-            )
+            conn = _connect(path, settings)
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
         try:
@@ -140,22 +161,36 @@ class SqliteBackend(Backend):
             raise
         return cls(conn, path, settings)
 
+    def reader(self) -> SqliteBackend:
+        """A read-only connection to the same file, for reads on the event loop."""
+        try:
+            conn = _connect(self.path, self.options)
+            conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        return SqliteBackend(
+            conn, self.path, self.options, cache=self._records.cache, read_only=True
+        )
+
     # -- transactions -------------------------------------------------------
     @_guarded
     def begin(self, write: bool) -> None:
         if self._conn.in_transaction:
             raise RuntimeError("expected no open transaction, got one")
         self._seen.clear()
+        self._records.begin(write)
         self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     @_guarded
     def commit(self) -> None:
         self._conn.execute("COMMIT")
+        self._records.committed()
 
     @_guarded
     def rollback(self) -> None:
         """Undo every write since ``begin``; does nothing when no transaction is open."""
         self._seen.clear()
+        self._records.reset()
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
@@ -168,7 +203,8 @@ class SqliteBackend(Backend):
         try:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            self._conn.execute("PRAGMA optimize")
+            if not self._read_only:
+                self._conn.execute("PRAGMA optimize")
         finally:
             self._conn.close()
 
@@ -180,8 +216,20 @@ class SqliteBackend(Backend):
 
     @_guarded
     def get_session(self, session_id: str) -> Session | None:
+        cached = self._records.cached(session_id)
+        if cached is not None:
+            key = self._conn.execute(q.SESSION_KEY, (session_id,)).fetchone()
+            if key is None:
+                return None
+            if key == cached.key:
+                self._seen[session_id] = _Seen(cached.pk, cached.row)
+                return self._records.confirmed(cached)
         row = self._conn.execute(q.GET_SESSION, (session_id,)).fetchone()
-        return None if row is None else self._session(row)
+        if row is None:
+            return None
+        session = self._session(row)
+        self._records.decoded(row[0], tuple(row[1:]), session)
+        return session
 
     @_guarded
     def put_session(self, session: Session, *, new: bool) -> None:
@@ -206,6 +254,7 @@ class SqliteBackend(Backend):
                     q.update_columns(tuple(changed)), (*(row[i] for i in changed), pk)
                 )
         self._seen[session.id] = _Seen(pk, row)
+        self._records.wrote(pk, row, session)
         if q.METADATA in changed:
             self._index_session(pk, session, replace=not new)
         if q.TAGS in changed:
@@ -234,6 +283,7 @@ class SqliteBackend(Backend):
     def delete_session(self, session_id: str) -> None:
         self._seen.pop(session_id, None)
         self._conn.execute(q.DELETE_SESSION, (session_id,))
+        self._records.deleted(session_id)
 
     @_guarded
     def query_sessions(
@@ -299,10 +349,12 @@ class SqliteBackend(Backend):
             if text:
                 doc = execute(q.INDEX_MESSAGE, (text, session_id, message.seq)).lastrowid
             execute(q.INSERT_MESSAGE, message_row(session_id, message, doc))
+        self._records.inserted(session_id, messages)
 
     @_guarded
     def drop_oldest(self, session_id: str, count: int) -> None:
         self._conn.execute(q.DROP_OLDEST, (session_id, session_id, count))
+        self._records.dropped_oldest(session_id)
 
     @_guarded
     def read_messages(
@@ -314,6 +366,11 @@ class SqliteBackend(Backend):
         limit: int | None,
         newest: bool,
     ) -> list[Message]:
+        whole = newest and after_seq is None and before_seq is None
+        if whole:
+            cached = self._records.newest(session_id, limit)
+            if cached is not None:
+                return cached
         params = (
             session_id,
             q.SEQ_MIN if after_seq is None else after_seq,
@@ -323,15 +380,20 @@ class SqliteBackend(Backend):
         rows = self._conn.execute(q.READ_NEWEST if newest else q.READ_OLDEST, params).fetchall()
         if newest:
             rows.reverse()
-        return [decode_message(session_id, row) for row in rows]
+        messages = [decode_message(session_id, row) for row in rows]
+        if whole:
+            self._records.read_newest(session_id, messages)
+        return messages
 
     @_guarded
     def delete_message(self, session_id: str, seq: int) -> None:
         self._conn.execute(q.DELETE_MESSAGE, (session_id, seq))
+        self._records.removed(session_id, seq)
 
     @_guarded
     def clear_messages(self, session_id: str) -> None:
         self._conn.execute(q.CLEAR_MESSAGES, (session_id,))
+        self._records.cleared(session_id)
 
     # -- maintenance --------------------------------------------------------
     @_guarded
@@ -399,6 +461,18 @@ def _file_size(path: str) -> int:
         return Path(path).stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _connect(path: str, options: SqliteOptions) -> sqlite3.Connection:
+    """A connection that issues its own BEGIN/COMMIT and may move between threads
+    (each one is used by one thread at a time)."""
+    return sqlite3.connect(
+        path,
+        timeout=options.busy_timeout_ms / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=256,
+    )
 
 
 def _prepare(conn: sqlite3.Connection, path: str, options: SqliteOptions) -> None:

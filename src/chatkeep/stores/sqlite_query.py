@@ -39,6 +39,9 @@ _MESSAGE_ROW = (
 )
 
 GET_SESSION = f"SELECT {_S} FROM sessions AS s WHERE s.id = ?"
+SESSION_KEY = (
+    "SELECT pk, version, created_at, updated_at, last_seq, message_count FROM sessions WHERE id = ?"
+)
 INSERT_SESSION = (
     f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"

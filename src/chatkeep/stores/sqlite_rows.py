@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from chatkeep.core.codec import dumps, from_micros, opt_datetime, opt_micros, to_micros
+from chatkeep.core.frozen import EMPTY, freeze, freeze_object
 from chatkeep.core.models import Message, Persistence, Role, Session, SessionLock
 from chatkeep.core.query import words
 from chatkeep.errors import CorruptDataError
@@ -90,7 +91,7 @@ def decode_session(r: Sequence[Any]) -> Session:
             expires_at=opt_datetime(r[7]),
             ttl=None if r[8] is None else timedelta(microseconds=r[8]),
             max_messages=r[9],
-            metadata={} if r[10] == "{}" else json.loads(r[10]),
+            metadata=EMPTY if r[10] == "{}" else freeze_object(json.loads(r[10])),
             tags=frozenset() if r[11] == "[]" else frozenset(json.loads(r[11])),
             version=r[12],
             message_count=r[13],
@@ -131,10 +132,10 @@ def decode_message(session_id: str, row: Sequence[Any]) -> Message:
             session_id,
             seq,
             _ROLES[role],
-            json.loads(content) if is_json else content,
+            freeze(json.loads(content)) if is_json else content,  # type: ignore[arg-type]
             user_id,
             from_micros(created),
-            {} if metadata == "{}" else json.loads(metadata),
+            EMPTY if metadata == "{}" else freeze_object(json.loads(metadata)),
         )
     except (KeyError, ValueError, TypeError) as exc:
         where = f"message {mid!r} of session {session_id!r}"
