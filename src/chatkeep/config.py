@@ -25,6 +25,7 @@ from chatkeep.core.models import Persistence
 from chatkeep.core.rules import DEFAULT_MAX_MESSAGES, DEFAULT_TTL, SessionDefaults
 from chatkeep.core.validation import MAX_WINDOW, Limits
 from chatkeep.errors import ConfigurationError
+from chatkeep.manager.config import ManagerConfig
 from chatkeep.stores.registry import supported_schemes
 
 DEFAULT_DATA_DIR = Path("chatkeep-data")
@@ -214,6 +215,8 @@ class Setting:
     aliases: tuple[str, ...] = ()
     """Other environment variables that give it, after ``CHATKEEP_<NAME>``."""
     flag: str | None = None
+    millis: tuple[str, ...] = ()
+    """Aliases whose plain numbers are milliseconds, as in the systems that use them."""
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -245,8 +248,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "session_ttl",
         Duration(off="never"),
-        "How long a session lives after its last activity.",
+        "How long a session lives after its last activity (SESSION_TTL: plain numbers are"
+        " milliseconds).",
         ("SESSION_TTL", "SESSION_EXPIRY_SECONDS", "DEFAULT_SESSION_TTL"),
+        millis=("SESSION_TTL",),
     ),
     Setting(
         "max_messages",
@@ -287,19 +292,11 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class ManagerConfig:
-    default_persistence: Persistence = Persistence.DURABLE
-    max_sessions: int = 1000
-    sweep_interval: timedelta = timedelta(seconds=60)
-    backup_dir: Path = DEFAULT_DATA_DIR / "backups"
-    backup_interval: timedelta | None = None
-    max_backups: int = 10
-
-
-@dataclass(frozen=True, slots=True)
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
-    manager: ManagerConfig = field(default_factory=ManagerConfig)
+    manager: ManagerConfig = field(
+        default_factory=lambda: ManagerConfig(backup_dir=DEFAULT_DATA_DIR / "backups")
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, /, **overrides: object) -> Config:
@@ -351,6 +348,8 @@ def _source(setting: Setting, environ: Mapping[str, str], override: object) -> t
 
 
 def _parse(setting: Setting, source: str, raw: object) -> object:
+    if source in setting.millis and isinstance(raw, str) and _NUMBER.fullmatch(raw.strip()):
+        raw = raw.strip() + "ms"
     try:
         return setting.kind.parse(raw)
     except ValueError:

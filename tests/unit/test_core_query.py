@@ -16,6 +16,7 @@ from chatkeep.core.query import (
     SessionSort,
     SortField,
     check_limit,
+    check_sort,
     cut_page,
     matches,
     page,
@@ -269,3 +270,13 @@ def test_words_of_json_values() -> None:
     assert words(None) == set()
     assert words(False) == set()
     assert words([]) == set()
+
+
+def test_check_sort_accepts_a_sort_a_name_or_none() -> None:
+    assert check_sort(None) == SessionSort()
+    assert check_sort("-created_at") == SessionSort(SortField.CREATED_AT, True)
+    assert check_sort("updated_at") == SessionSort(SortField.UPDATED_AT, False)
+    with pytest.raises(InvalidInputError, match="sort"):
+        check_sort(42)
+    with pytest.raises(InvalidInputError, match="sort"):
+        check_sort("-owner")

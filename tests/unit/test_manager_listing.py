@@ -10,7 +10,7 @@ from chatkeep.core.clock import FakeClock
 from chatkeep.core.models import NewMessage, Session
 from chatkeep.core.query import SessionFilter, SessionSort, SortField
 from chatkeep.errors import InvalidInputError
-from chatkeep.manager.listing import as_sort, list_across, search_across
+from chatkeep.manager.listing import list_across, search_across
 from chatkeep.stores.base import Store
 
 
@@ -47,16 +47,6 @@ async def all_pages(
             return seen
         assert len(page.sessions) == limit
         cursor = page.next_cursor
-
-
-def test_as_sort() -> None:
-    assert as_sort(None) == SessionSort()
-    assert as_sort("-created_at") == SessionSort(SortField.CREATED_AT, True)
-    assert as_sort("updated_at") == SessionSort(SortField.UPDATED_AT, False)
-    with pytest.raises(InvalidInputError, match="sort"):
-        as_sort(42)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="sort"):
-        as_sort("-owner")
 
 
 @pytest.mark.parametrize("limit", [1, 3, 7, 50])

@@ -45,6 +45,17 @@ class SessionSort:
             raise InvalidInputError("sort", f"{text!r} is not one of: {choices}") from None
 
 
+def check_sort(sort: object) -> SessionSort:
+    """A :class:`SessionSort`, given as one, as text like ``"-created_at"``, or ``None``."""
+    if sort is None:
+        return SessionSort()
+    if isinstance(sort, str):
+        return SessionSort.parse(sort)
+    if not isinstance(sort, SessionSort):
+        raise InvalidInputError("sort", "must be a SessionSort or a field name like '-created_at'")
+    return sort
+
+
 @dataclass(frozen=True, slots=True)
 class SessionFilter:
     """Sessions to list. Every given condition must hold (tags: all of them)."""

@@ -19,20 +19,10 @@ from chatkeep.core.query import (
     SessionPage,
     SessionSort,
     check_limit,
+    check_sort,
     sort_value,
 )
-from chatkeep.errors import InvalidInputError
 from chatkeep.stores.base import Store
-
-
-def as_sort(sort: SessionSort | str | None) -> SessionSort:
-    if sort is None:
-        return SessionSort()
-    if isinstance(sort, str):
-        return SessionSort.parse(sort)
-    if not isinstance(sort, SessionSort):
-        raise InvalidInputError("sort", "must be a SessionSort or a string such as '-created_at'")
-    return sort
 
 
 async def list_across(
@@ -45,7 +35,7 @@ async def list_across(
     """One page of the sessions of every store, in one order, with one cursor."""
     if len(stores) == 1:
         return await stores[0].list_sessions(flt, sort, limit, cursor)
-    order = as_sort(sort)
+    order = check_sort(sort)
     limit = check_limit(limit)
     if cursor is not None:
         Cursor.decode(cursor, order)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chatkeep.core import rules
-from chatkeep.core.ids import check_id
+from chatkeep.core.ids import check_device_id, check_id
 from chatkeep.core.models import JSON, Message, Session, SessionLock, SessionUpdate
 from chatkeep.core.query import (
     Cursor,
@@ -21,6 +21,7 @@ from chatkeep.core.query import (
     SessionPage,
     SessionSort,
     check_limit,
+    check_sort,
     cut_page,
     search_terms,
 )
@@ -112,20 +113,8 @@ def _check_filter(flt: object) -> SessionFilter:
         if value is not None:
             check_when(value, f"filter.{name}")
     if flt.device_id is not None:
-        from chatkeep.core.ids import check_device_id
-
         flt = dataclasses.replace(flt, device_id=check_device_id(flt.device_id, "filter.device_id"))
     return dataclasses.replace(flt, tags=frozenset(flt.tags), metadata=dict(flt.metadata))
-
-
-def _check_sort(sort: SessionSort | str | None) -> SessionSort:
-    if sort is None:
-        return SessionSort()
-    if isinstance(sort, str):
-        return SessionSort.parse(sort)
-    if not isinstance(sort, SessionSort):
-        raise InvalidInputError("sort", "must be a SessionSort or a field name like '-created_at'")
-    return sort
 
 
 def list_sessions(
@@ -137,7 +126,7 @@ def list_sessions(
     cursor: str | None,
 ) -> SessionPage:
     checked = _check_filter(flt)
-    order = _check_sort(sort)
+    order = check_sort(sort)
     size = check_limit(limit)
     mark = None if cursor is None else Cursor.decode(_text(cursor, "cursor"), order)
     rows = b.query_sessions(checked, order, size + 1, mark, ctx.now)
