@@ -200,3 +200,17 @@ async def test_a_given_message_is_copied(store: Store) -> None:
     meta["m"].append(2)
     stored = (await store.get_messages(s.id))[0]
     assert (stored.content, stored.metadata) == ({"parts": [1]}, {"m": [1]})
+
+
+async def test_append_tells_which_messages_are_new(store: Store) -> None:
+    s = await store.create_session()
+    first = await store.append(s.id, [user("a", id="k1")])
+    assert [m.content for m in first.added] == ["a"]
+    assert (first.session.last_seq, first.session.message_count) == (1, 1)
+    again = await store.append(s.id, [user("a", id="k1"), user("b", id="k2")])
+    assert [m.id for m in again.messages] == ["k1", "k2"]
+    assert [m.id for m in again.added] == ["k2"]
+    assert again.session == await store.get_session(s.id)
+    repeat = await store.append(s.id, [user("b", id="k2")])
+    assert repeat.added == []
+    assert repeat.session.version == again.session.version

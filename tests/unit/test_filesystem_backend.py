@@ -587,7 +587,7 @@ CHILD = textwrap.dedent(
     b.commit()
     while True:
         b.begin(write=True)
-        [m] = ops.append(b, CTX, "crash", [NewMessage("user", "x" * 500)])
+        [m] = ops.append(b, CTX, "crash", [NewMessage("user", "x" * 500)]).messages
         b.commit()
         print(m.seq, flush=True)
     """

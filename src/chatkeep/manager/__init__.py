@@ -7,8 +7,9 @@ from chatkeep.manager.config import ManagerConfig
 from chatkeep.manager.conversation import Conversation
 from chatkeep.manager.events import Event, EventBus, EventType, Listener
 from chatkeep.manager.manager import SessionManager
-from chatkeep.manager.sessions import CLIENT_HISTORY, Appended, SessionOptions
+from chatkeep.manager.sessions import CLIENT_HISTORY, SessionOptions
 from chatkeep.manager.sweeper import SweepReport
+from chatkeep.stores.base import Appended
 
 __all__ = [
     "CLIENT_HISTORY",

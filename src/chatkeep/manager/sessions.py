@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypedDict, TypeVar, Unpack
 
@@ -37,7 +36,7 @@ from chatkeep.manager.events import Event, EventBus, EventType
 from chatkeep.manager.listing import list_across, search_across
 from chatkeep.manager.routing import Route, Router
 from chatkeep.manager.sweeper import Sweeper
-from chatkeep.stores.base import Store
+from chatkeep.stores.base import Appended, Store
 
 T = TypeVar("T")
 
@@ -58,16 +57,6 @@ class SessionOptions(TypedDict, total=False):
     max_messages: int
     metadata: Mapping[str, JSON] | None
     tags: Iterable[str] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """The outcome of an append: the session after it, every message as stored (in the
-    order given), and which of them are new (the others were stored already)."""
-
-    session: Session
-    messages: list[Message]
-    added: list[Message]
 
 
 class SessionOperations:
@@ -221,13 +210,10 @@ class SessionOperations:
         """Store messages and tell which are new; publishes ``message:appended`` for those."""
 
         async def run(store: Store) -> Appended:
-            async with store.transaction() as tx:
-                before = await tx.get_session(session_id)
-                if before.persistence is Persistence.CLIENT:
-                    return Appended(await tx.touch(session_id), [], [])
-                stored = await tx.append_messages(session_id, messages)
-                after = await tx.get_session(session_id)
-            return Appended(after, stored, [m for m in stored if m.seq > before.last_seq])
+            # The mode is fixed at creation, so this read cannot go stale.
+            if (await store.get_session(session_id)).persistence is Persistence.CLIENT:
+                return Appended(await store.touch(session_id), [], [])
+            return await store.append(session_id, messages)
 
         route, result = await self._on(session_id, run)
         self._router.remember(route.mode, result.session)

@@ -1,6 +1,7 @@
 """Session stores: one protocol, many backends."""
 
 from chatkeep.stores.base import (
+    Appended,
     HealthReport,
     ImportReport,
     MergeStrategy,
@@ -11,6 +12,7 @@ from chatkeep.stores.base import (
 from chatkeep.stores.registry import open_store
 
 __all__ = [
+    "Appended",
     "HealthReport",
     "ImportReport",
     "MergeStrategy",

@@ -34,6 +34,16 @@ class MergeStrategy(enum.StrEnum):
     """Replace the stored session only if the imported one was updated later."""
 
 
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The outcome of an append: the session after it, every message as stored (in the
+    order given), and which of them are new (the others were stored already)."""
+
+    session: Session
+    messages: list[Message]
+    added: list[Message]
+
+
 @dataclass(slots=True)
 class ImportReport:
     restored: int = 0
@@ -131,6 +141,13 @@ class Operations(Protocol):
         self, session_id: str, messages: Sequence[NewMessage] | NewMessage
     ) -> list[Message]:
         """Store messages; one whose ``id`` is stored already is returned as stored."""
+        ...
+
+    async def append(
+        self, session_id: str, messages: Sequence[NewMessage] | NewMessage
+    ) -> Appended:
+        """:meth:`append_messages`, also telling the session after it and which messages
+        are new."""
         ...
 
     async def get_messages(

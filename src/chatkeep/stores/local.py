@@ -36,6 +36,7 @@ from chatkeep.errors import (
 from chatkeep.stores import ops, transfer
 from chatkeep.stores.backend import Backend
 from chatkeep.stores.base import (
+    Appended,
     HealthReport,
     ImportReport,
     MergeStrategy,
@@ -115,10 +116,15 @@ class _Operations:
         result = await self._call(ops.search, query, owner, limit, include_expired, write=False)
         return cast(list[SearchHit], result)
 
+    async def append(
+        self, session_id: str, messages: Sequence[NewMessage] | NewMessage
+    ) -> Appended:
+        return cast(Appended, await self._call(ops.append, session_id, messages, write=True))
+
     async def append_messages(
         self, session_id: str, messages: Sequence[NewMessage] | NewMessage
     ) -> list[Message]:
-        return cast(list[Message], await self._call(ops.append, session_id, messages, write=True))
+        return (await self.append(session_id, messages)).messages
 
     async def get_messages(
         self,

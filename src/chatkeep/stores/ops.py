@@ -35,6 +35,7 @@ from chatkeep.core.validation import (
 )
 from chatkeep.errors import InvalidInputError, SessionExistsError
 from chatkeep.stores.backend import Backend
+from chatkeep.stores.base import Appended
 
 _SCAN_PAGE = 500
 
@@ -158,7 +159,7 @@ def search(
     return b.search(terms, owner, bool(include_expired), check_limit(limit), ctx.now)
 
 
-def append(b: Backend, ctx: Context, session_id: object, messages: object) -> list[Message]:
+def append(b: Backend, ctx: Context, session_id: object, messages: object) -> Appended:
     session = _live(b, ctx, session_id)
     batch = check_new_messages(messages, ctx.limits)
     keys = [m.id for m in batch if m.id is not None]
@@ -169,7 +170,7 @@ def append(b: Backend, ctx: Context, session_id: object, messages: object) -> li
         if plan.drop_oldest:
             b.drop_oldest(session.id, plan.drop_oldest)
         b.put_session(plan.session, new=False)
-    return plan.results
+    return Appended(plan.session, plan.results, plan.insert)
 
 
 def _opt_count(value: object, field: str) -> int | None:
