@@ -83,6 +83,8 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """A stored message. Read-only, like its JSON ``content`` and ``metadata``."""
+
     id: str
     session_id: str
     seq: int
