@@ -27,7 +27,7 @@ from chatkeep.errors import (
     InvalidInputError,
     StoreUnavailableError,
 )
-from chatkeep.stores import ops
+from chatkeep.stores import calls, ops
 from chatkeep.stores.filesystem import FileBackend
 from chatkeep.stores.filesystem_log import file_name
 
@@ -39,7 +39,7 @@ def run(b: FileBackend, op: Callable[..., object], *args: object, **kwargs: obje
     """One store operation in its own transaction, as LocalStore runs it."""
     b.begin(write=True)
     try:
-        result = op(b, CTX, *args, **kwargs)
+        result = calls.run(b, op(CTX, *args, **kwargs))  # type: ignore[arg-type]
     except BaseException:
         b.rollback()
         raise
@@ -47,10 +47,10 @@ def run(b: FileBackend, op: Callable[..., object], *args: object, **kwargs: obje
     return result
 
 
-def create(b: FileBackend, ctx: ops.Context, sid: str, **fields: object) -> None:
+def create(ctx: ops.Context, sid: str, **fields: object) -> calls.Op[Session]:
     wanted: dict[str, object] = {"id": sid, "owner": None, "device_id": None, "metadata": None}
     wanted |= {"persistence": UNSET, "ttl": UNSET, "max_messages": UNSET, "tags": None}
-    ops.create(b, ctx, wanted | fields)
+    return ops.create(ctx, wanted | fields)
 
 
 def say(*texts: str) -> list[NewMessage]:
@@ -105,9 +105,9 @@ def test_reopening_replays_every_kind_of_change(backend: FileBackend, root: Path
     run(backend, create, "deleted")
     run(backend, ops.delete, "deleted")
     backend.begin(write=True)
-    ops.delete(backend, CTX, "pop")
-    create(backend, CTX, "pop", owner="new owner")
-    ops.append(backend, CTX, "pop", say("reborn"))
+    calls.run(backend, ops.delete(CTX, "pop"))
+    calls.run(backend, create(CTX, "pop", owner="new owner"))
+    calls.run(backend, ops.append(CTX, "pop", say("reborn")))
     backend.commit()
     before = backend.contents()
 
@@ -128,8 +128,8 @@ def test_each_commit_appends_one_line_to_each_session_it_changed(
     with_two_sessions(backend)
     a, b = log_of(root, "a").read_bytes(), log_of(root, "b").read_bytes()
     backend.begin(write=True)
-    ops.append(backend, CTX, "a", say("a3"))
-    ops.append(backend, CTX, "b", say("b2"))
+    calls.run(backend, ops.append(CTX, "a", say("a3")))
+    calls.run(backend, ops.append(CTX, "b", say("b2")))
     backend.commit()
     assert log_of(root, "a").read_bytes().startswith(a)
     assert log_of(root, "a").read_bytes().count(b"\n") == a.count(b"\n") + 1
@@ -141,9 +141,9 @@ def test_a_rolled_back_transaction_writes_nothing(backend: FileBackend, root: Pa
     with_two_sessions(backend)
     files = {p.name: p.read_bytes() for p in root.glob("*.jsonl")}
     backend.begin(write=True)
-    ops.append(backend, CTX, "a", say("no"))
-    ops.delete(backend, CTX, "b")
-    create(backend, CTX, "c")
+    calls.run(backend, ops.append(CTX, "a", say("no")))
+    calls.run(backend, ops.delete(CTX, "b"))
+    calls.run(backend, create(CTX, "c"))
     backend.rollback()
     assert {p.name: p.read_bytes() for p in root.glob("*.jsonl")} == files
     assert sorted(backend.contents()) == ["a", "b"]
@@ -166,7 +166,7 @@ def test_a_torn_last_line_is_ignored_then_cut_before_the_next_append(
     path = log_of(root, "a")
     size = path.stat().st_size
     backend.begin(write=True)
-    ops.append(backend, CTX, "a", say("never acknowledged"))
+    calls.run(backend, ops.append(CTX, "a", say("never acknowledged")))
     backend.commit()
     last = path.read_bytes()[size:]
     backend.close()
@@ -422,8 +422,8 @@ def test_a_journal_that_cannot_be_applied_stops_commits_until_reopen(
     obstacle = log_of(root, "n")
     obstacle.mkdir()
     backend.begin(write=True)
-    ops.append(backend, CTX, "a", say("a3"))
-    create(backend, CTX, "n")
+    calls.run(backend, ops.append(CTX, "a", say("a3")))
+    calls.run(backend, create(CTX, "n"))
     backend.commit()
     with pytest.raises(StoreUnavailableError, match="applied when the store is reopened"):
         backend.begin(write=True)
@@ -456,8 +456,8 @@ def test_a_journal_that_cannot_be_written_changes_nothing(backend: FileBackend, 
     (root / "_journal").rmdir()
     (root / "_journal").write_text("in the way")
     backend.begin(write=True)
-    ops.append(backend, CTX, "a", say("a3"))
-    ops.append(backend, CTX, "b", say("b2"))
+    calls.run(backend, ops.append(CTX, "a", say("a3")))
+    calls.run(backend, ops.append(CTX, "b", say("b2")))
     with pytest.raises(StoreUnavailableError, match="cannot write to the file store"):
         backend.commit()
     backend.rollback()
@@ -506,7 +506,7 @@ def test_optimize_compacts_every_log_and_keeps_the_state(backend: FileBackend, r
 def test_optimize_refuses_to_snapshot_uncommitted_writes(backend: FileBackend) -> None:
     with_two_sessions(backend)
     backend.begin(write=True)
-    ops.append(backend, CTX, "a", say("pending"))
+    calls.run(backend, ops.append(CTX, "a", say("pending")))
     with pytest.raises(RuntimeError, match="expected no uncommitted writes"):
         backend.optimize()
     backend.rollback()
@@ -576,18 +576,19 @@ CHILD = textwrap.dedent(
     from chatkeep.core.models import NewMessage
     from chatkeep.core.rules import SessionDefaults
     from chatkeep.core.validation import Limits
-    from chatkeep.stores import ops
+    from chatkeep.stores import calls, ops
     from chatkeep.stores.filesystem import FileBackend
 
     CTX = ops.Context(datetime(2030, 1, 1, tzinfo=UTC), Limits(), SessionDefaults())
     b = FileBackend.open(sys.argv[1], {})
     b.begin(write=True)
     fields = dict(id="crash", owner=None, device_id=None, metadata=None, tags=None)
-    ops.create(b, CTX, fields | dict(persistence="durable", ttl=None, max_messages=100_000))
+    fields |= dict(persistence="durable", ttl=None, max_messages=100_000)
+    calls.run(b, ops.create(CTX, fields))
     b.commit()
     while True:
         b.begin(write=True)
-        [m] = ops.append(b, CTX, "crash", [NewMessage("user", "x" * 500)]).messages
+        [m] = calls.run(b, ops.append(CTX, "crash", [NewMessage("user", "x" * 500)])).messages
         b.commit()
         print(m.seq, flush=True)
     """

@@ -1,13 +1,14 @@
-"""The operations of the Store protocol as synchronous functions over a :class:`Backend`.
+"""The operations of the Store protocol, written once for every backend.
 
-Each runs inside one backend transaction. Every check happens before the first write,
-so a failing call changes nothing.
+Each is a generator of backend calls (see :mod:`chatkeep.stores.calls`) run inside one
+backend transaction. Every check happens before the first write, so a failing call
+changes nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,8 +35,10 @@ from chatkeep.core.validation import (
     check_when,
 )
 from chatkeep.errors import InvalidInputError, SessionExistsError
-from chatkeep.stores.backend import Backend
+from chatkeep.stores import calls as call
+from chatkeep.stores.backend import Counts
 from chatkeep.stores.base import Appended
+from chatkeep.stores.calls import Op
 
 _SCAN_PAGE = 500
 
@@ -49,58 +52,57 @@ class Context:
     defaults: rules.SessionDefaults
 
 
-Op = Callable[..., object]
+Operation = Callable[..., Op[object]]
 
 
-def _live(b: Backend, ctx: Context, session_id: object) -> Session:
+def _live(ctx: Context, session_id: object) -> Op[Session]:
     sid = check_id(session_id, "session_id")
-    return rules.live(b.get_session(sid), sid, ctx.now)
+    return rules.live((yield from call.get_session(sid)), sid, ctx.now)
 
 
-def _existing(b: Backend, session_id: object) -> Session:
+def _existing(session_id: object) -> Op[Session]:
     sid = check_id(session_id, "session_id")
-    return rules.existing(b.get_session(sid), sid)
+    return rules.existing((yield from call.get_session(sid)), sid)
 
 
-def create(b: Backend, ctx: Context, fields: Mapping[str, object]) -> Session:
+def create(ctx: Context, fields: Mapping[str, object]) -> Op[Session]:
     session = rules.new_session(now=ctx.now, defaults=ctx.defaults, limits=ctx.limits, **fields)  # type: ignore[arg-type]
-    if b.get_session(session.id) is not None:
+    if (yield from call.get_session(session.id)) is not None:
         raise SessionExistsError(session.id)
-    b.put_session(session, new=True)
+    yield from call.put_session(session, new=True)
     return session
 
 
-def get(b: Backend, ctx: Context, session_id: object) -> Session:
-    return _live(b, ctx, session_id)
+def get(ctx: Context, session_id: object) -> Op[Session]:
+    return (yield from _live(ctx, session_id))
 
 
-def _save_update(b: Backend, old: Session, new: Session) -> None:
+def _save_update(old: Session, new: Session) -> Op[None]:
     if new.message_count < old.message_count:
-        b.drop_oldest(old.id, old.message_count - new.message_count)
-    b.put_session(new, new=False)
+        yield from call.drop_oldest(old.id, old.message_count - new.message_count)
+    yield from call.put_session(new, new=False)
 
 
 def update(
-    b: Backend,
     ctx: Context,
     session_id: object,
     changes: SessionUpdate | Mapping[str, object],
     expected_version: int | None,
-) -> Session:
-    session = _live(b, ctx, session_id)
+) -> Op[Session]:
+    session = yield from _live(ctx, session_id)
     if expected_version is not None:
         check_positive_int(expected_version, "expected_version")
     rules.check_version(session, expected_version)
     new = rules.updated(session, rules.as_update(changes), ctx.limits, ctx.now)
-    _save_update(b, session, new)
+    yield from _save_update(session, new)
     return new
 
 
-def delete(b: Backend, ctx: Context, session_id: object) -> bool:
+def delete(ctx: Context, session_id: object) -> Op[bool]:
     sid = check_id(session_id, "session_id")
-    if b.get_session(sid) is None:
+    if (yield from call.get_session(sid)) is None:
         return False
-    b.delete_session(sid)
+    yield from call.delete_session(sid)
     return True
 
 
@@ -119,30 +121,30 @@ def _check_filter(flt: object) -> SessionFilter:
 
 
 def list_sessions(
-    b: Backend,
     ctx: Context,
     flt: SessionFilter | None,
     sort: SessionSort | str | None,
     limit: int,
     cursor: str | None,
-) -> SessionPage:
+) -> Op[SessionPage]:
     checked = _check_filter(flt)
     order = check_sort(sort)
     size = check_limit(limit)
     mark = None if cursor is None else Cursor.decode(_text(cursor, "cursor"), order)
-    rows = b.query_sessions(checked, order, size + 1, mark, ctx.now)
+    rows = yield from call.query_sessions(checked, order, size + 1, mark, ctx.now)
     return cut_page(rows, order, size)
 
 
-def iter_matching(b: Backend, ctx: Context, flt: SessionFilter) -> Iterable[Session]:
+def _matching(ctx: Context, flt: SessionFilter) -> Op[list[Session]]:
     """Every session matching ``flt``, oldest first, read in pages."""
     order = SessionSort.parse("created_at")
+    found: list[Session] = []
     mark: Cursor | None = None
     while True:
-        rows = b.query_sessions(flt, order, _SCAN_PAGE, mark, ctx.now)
-        yield from rows
+        rows = yield from call.query_sessions(flt, order, _SCAN_PAGE, mark, ctx.now)
+        found.extend(rows)
         if len(rows) < _SCAN_PAGE:
-            return
+            return found
         mark = Cursor(order, rows[-1].created_at, rows[-1].id)
 
 
@@ -153,23 +155,25 @@ def _text(value: object, field: str) -> str:
 
 
 def search(
-    b: Backend, ctx: Context, query: str, owner: str | None, limit: int, include_expired: bool
-) -> list[SearchHit]:
+    ctx: Context, query: str, owner: str | None, limit: int, include_expired: bool
+) -> Op[list[SearchHit]]:
     terms = search_terms(query)
-    return b.search(terms, owner, bool(include_expired), check_limit(limit), ctx.now)
+    return (
+        yield from call.search(terms, owner, bool(include_expired), check_limit(limit), ctx.now)
+    )
 
 
-def append(b: Backend, ctx: Context, session_id: object, messages: object) -> Appended:
-    session = _live(b, ctx, session_id)
+def append(ctx: Context, session_id: object, messages: object) -> Op[Appended]:
+    session = yield from _live(ctx, session_id)
     batch = check_new_messages(messages, ctx.limits)
     keys = [m.id for m in batch if m.id is not None]
-    stored = b.find_messages(session.id, keys) if keys else {}
+    stored = (yield from call.find_messages(session.id, keys)) if keys else {}
     plan = rules.plan_append(session, batch, stored, ctx.now)
     if plan.changed:
-        b.insert_messages(session.id, plan.insert)
+        yield from call.insert_messages(session.id, plan.insert)
         if plan.drop_oldest:
-            b.drop_oldest(session.id, plan.drop_oldest)
-        b.put_session(plan.session, new=False)
+            yield from call.drop_oldest(session.id, plan.drop_oldest)
+        yield from call.put_session(plan.session, new=False)
     return Appended(plan.session, plan.results, plan.insert)
 
 
@@ -185,147 +189,145 @@ def _opt_seq(value: object, field: str) -> int | None:
 
 
 def read(
-    b: Backend,
     ctx: Context,
     session_id: object,
     last: object,
     after_seq: object,
     before_seq: object,
     limit: object,
-) -> list[Message]:
-    session = _live(b, ctx, session_id)
+) -> Op[list[Message]]:
+    session = yield from _live(ctx, session_id)
     n_last, n_limit = _opt_count(last, "last"), _opt_count(limit, "limit")
     if n_last is not None and n_limit is not None:
         raise InvalidInputError("last", "cannot be combined with limit")
-    return b.read_messages(
-        session.id,
-        after_seq=_opt_seq(after_seq, "after_seq"),
-        before_seq=_opt_seq(before_seq, "before_seq"),
-        limit=n_last if n_last is not None else n_limit,
-        newest=n_last is not None,
+    return (
+        yield from call.read_messages(
+            session.id,
+            after_seq=_opt_seq(after_seq, "after_seq"),
+            before_seq=_opt_seq(before_seq, "before_seq"),
+            limit=n_last if n_last is not None else n_limit,
+            newest=n_last is not None,
+        )
     )
 
 
-def pop(b: Backend, ctx: Context, session_id: object) -> Message | None:
-    session = _live(b, ctx, session_id)
-    newest = b.read_messages(session.id, after_seq=None, before_seq=None, limit=1, newest=True)
+def pop(ctx: Context, session_id: object) -> Op[Message | None]:
+    session = yield from _live(ctx, session_id)
+    newest = yield from call.read_messages(session.id, limit=1, newest=True)
     if not newest:
         return None
-    b.delete_message(session.id, newest[0].seq)
-    b.put_session(
-        rules.renewed(session, ctx.now, message_count=session.message_count - 1), new=False
-    )
+    yield from call.delete_message(session.id, newest[0].seq)
+    renewed = rules.renewed(session, ctx.now, message_count=session.message_count - 1)
+    yield from call.put_session(renewed, new=False)
     return newest[0]
 
 
-def clear(b: Backend, ctx: Context, session_id: object) -> int:
-    session = _live(b, ctx, session_id)
+def clear(ctx: Context, session_id: object) -> Op[int]:
+    session = yield from _live(ctx, session_id)
     if session.message_count == 0:
         return 0
-    b.clear_messages(session.id)
-    b.put_session(rules.renewed(session, ctx.now, message_count=0), new=False)
+    yield from call.clear_messages(session.id)
+    yield from call.put_session(rules.renewed(session, ctx.now, message_count=0), new=False)
     return session.message_count
 
 
-def touch(b: Backend, ctx: Context, session_id: object) -> Session:
-    session = rules.renewed(_live(b, ctx, session_id), ctx.now)
-    b.put_session(session, new=False)
+def touch(ctx: Context, session_id: object) -> Op[Session]:
+    session = rules.renewed((yield from _live(ctx, session_id)), ctx.now)
+    yield from call.put_session(session, new=False)
     return session
 
 
-def _set_expiry(b: Backend, ctx: Context, session: Session, at: datetime | None) -> Session:
+def _set_expiry(ctx: Context, session: Session, at: datetime | None) -> Op[Session]:
     new = dataclasses.replace(
         session, expires_at=at, updated_at=ctx.now, version=session.version + 1
     )
-    b.put_session(new, new=False)
+    yield from call.put_session(new, new=False)
     return new
 
 
-def set_expiration(b: Backend, ctx: Context, session_id: object, at: object) -> Session:
-    session = _existing(b, session_id)
-    return _set_expiry(b, ctx, session, None if at is None else check_when(at, "at"))
+def set_expiration(ctx: Context, session_id: object, at: object) -> Op[Session]:
+    session = yield from _existing(session_id)
+    return (yield from _set_expiry(ctx, session, None if at is None else check_when(at, "at")))
 
 
-def extend_expiration(b: Backend, ctx: Context, session_id: object, by: object) -> Session:
-    session = _existing(b, session_id)
+def extend_expiration(ctx: Context, session_id: object, by: object) -> Op[Session]:
+    session = yield from _existing(session_id)
     if not isinstance(by, timedelta) or abs(by) > MAX_TTL:
         raise InvalidInputError("by", f"must be a timedelta of at most {MAX_TTL.days} days")
     at = None if session.expires_at is None else session.expires_at + by
-    return _set_expiry(b, ctx, session, at)
+    return (yield from _set_expiry(ctx, session, at))
 
 
-def get_lock(b: Backend, ctx: Context, session_id: object) -> SessionLock | None:
-    return rules.lock_live(_live(b, ctx, session_id).lock, ctx.now)
+def get_lock(ctx: Context, session_id: object) -> Op[SessionLock | None]:
+    return rules.lock_live((yield from _live(ctx, session_id)).lock, ctx.now)
 
 
-def set_lock(
-    b: Backend, ctx: Context, session_id: object, agent: object, ttl: object
-) -> SessionLock:
-    session = _live(b, ctx, session_id)
+def set_lock(ctx: Context, session_id: object, agent: object, ttl: object) -> Op[SessionLock]:
+    session = yield from _live(ctx, session_id)
     lock = rules.new_lock(agent, ttl, ctx.limits, ctx.now)
-    b.put_session(rules.renewed(session, ctx.now, lock=lock), new=False)
+    yield from call.put_session(rules.renewed(session, ctx.now, lock=lock), new=False)
     return lock
 
 
-def clear_lock(b: Backend, ctx: Context, session_id: object) -> bool:
-    session = _live(b, ctx, session_id)
+def clear_lock(ctx: Context, session_id: object) -> Op[bool]:
+    session = yield from _live(ctx, session_id)
     held = rules.lock_live(session.lock, ctx.now) is not None
     if session.lock is not None:
-        b.put_session(rules.renewed(session, ctx.now, lock=None), new=False)
+        yield from call.put_session(rules.renewed(session, ctx.now, lock=None), new=False)
     return held
 
 
 def bulk_update(
-    b: Backend, ctx: Context, flt: SessionFilter, changes: SessionUpdate | Mapping[str, object]
-) -> int:
+    ctx: Context, flt: SessionFilter, changes: SessionUpdate | Mapping[str, object]
+) -> Op[int]:
     update_ = rules.as_update(changes)
+    checked = _check_filter(flt)
     pairs = [
         (s, rules.updated(s, update_, ctx.limits, ctx.now))
-        for s in list(iter_matching(b, ctx, _check_filter(flt)))
+        for s in (yield from _matching(ctx, checked))
     ]
     for old, new in pairs:
-        _save_update(b, old, new)
+        yield from _save_update(old, new)
     return len(pairs)
 
 
-def expired_ids(b: Backend, ctx: Context) -> list[str]:
-    return b.expired_ids(ctx.now)
+def expired_ids(ctx: Context) -> Op[list[str]]:
+    return (yield from call.expired_ids(ctx.now))
 
 
-def cleanup(b: Backend, ctx: Context, older_than: object) -> int:
+def cleanup(ctx: Context, older_than: object) -> Op[int]:
     if not isinstance(older_than, timedelta) or older_than < timedelta(0):
         raise InvalidInputError("older_than", "must be a timedelta >= 0")
-    ids = b.expired_ids(ctx.now - older_than)
+    ids = yield from call.expired_ids(ctx.now - older_than)
     for sid in ids:
-        b.delete_session(sid)
+        yield from call.delete_session(sid)
     return len(ids)
 
 
 def export_page(
-    b: Backend, ctx: Context, flt: SessionFilter | None, cursor: Cursor | None, size: int
-) -> list[tuple[Session, list[Message]]]:
+    ctx: Context, flt: SessionFilter | None, cursor: Cursor | None, size: int
+) -> Op[list[tuple[Session, list[Message]]]]:
     order = SessionSort.parse("created_at")
-    rows = b.query_sessions(_check_filter(flt), order, size, cursor, ctx.now)
-    return [
-        (s, b.read_messages(s.id, after_seq=None, before_seq=None, limit=None, newest=False))
-        for s in rows
-    ]
+    rows = yield from call.query_sessions(_check_filter(flt), order, size, cursor, ctx.now)
+    page = []
+    for session in rows:
+        page.append((session, (yield from call.read_messages(session.id))))
+    return page
 
 
 def import_one(
-    b: Backend,
     ctx: Context,
     session: Session,
     messages: Sequence[Message],
     strategy: str,
     dry_run: bool,
     shadow: Session | None,
-) -> bool:
+) -> Op[bool]:
     """Restore one exported session; returns False if the strategy skips it.
 
     ``shadow`` is what an earlier line of the same dry run would have restored.
     """
-    current = shadow or b.get_session(session.id)
+    current = shadow or (yield from call.get_session(session.id))
     if current is not None:
         if strategy == "skip_existing":
             return False
@@ -334,12 +336,20 @@ def import_one(
     if dry_run:
         return True
     if current is not None:
-        b.delete_session(session.id)
-    b.put_session(session, new=True)
+        yield from call.delete_session(session.id)
+    yield from call.put_session(session, new=True)
     if messages:
-        b.insert_messages(session.id, messages)
+        yield from call.insert_messages(session.id, messages)
     return True
 
 
-def check(b: Backend, ctx: Context) -> tuple[list[str], dict[str, JSON]]:
-    return b.check()
+def counts(ctx: Context) -> Op[Counts]:
+    return (yield from call.counts(ctx.now))
+
+
+def check(ctx: Context) -> Op[tuple[list[str], dict[str, JSON]]]:
+    return (yield from call.check())
+
+
+def optimize(ctx: Context) -> Op[list[str]]:
+    return (yield from call.optimize())

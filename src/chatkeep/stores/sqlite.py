@@ -162,7 +162,13 @@ class SqliteBackend(Backend):
         return cls(conn, path, settings)
 
     def reader(self) -> SqliteBackend:
-        """A read-only connection to the same file, for reads on the event loop."""
+        """A read-only connection to the same file, for reads on the event loop.
+
+        It runs each statement on its own snapshot (no ``BEGIN``): an operation's later
+        statement may see a later commit than its first, as if it ran a moment later.
+        The record cache stays exact: an entry is only ever used under the change key
+        it was stored with, and a later commit changes the session's key.
+        """
         try:
             conn = _connect(self.path, self.options)
             conn.execute("PRAGMA query_only = ON")
@@ -179,11 +185,13 @@ class SqliteBackend(Backend):
             raise RuntimeError("expected no open transaction, got one")
         self._seen.clear()
         self._records.begin(write)
-        self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        if not self._read_only:
+            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     @_guarded
     def commit(self) -> None:
-        self._conn.execute("COMMIT")
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
         self._records.committed()
 
     @_guarded

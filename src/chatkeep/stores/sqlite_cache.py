@@ -114,7 +114,8 @@ class Tracker:
 
     def reset(self) -> None:
         for part in (self._observed, self._valid, self._known, self._written, self._deleted):
-            part.clear()
+            if part:
+                part.clear()
 
     # -- reads ----------------------------------------------------------------
     def cached(self, session_id: str) -> Entry | None:
@@ -186,6 +187,9 @@ class Tracker:
 
     def committed(self) -> None:
         """Publish what the transaction wrote; call only after ``COMMIT`` succeeded."""
+        if not self._writing:
+            self.reset()
+            return
         for sid in self._deleted - self._written.keys():
             self.cache.drop(sid)
         for sid, entry in self._written.items():
