@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -12,10 +13,13 @@ from urllib.parse import parse_qsl, urlsplit
 from chatkeep.core.clock import Clock
 from chatkeep.core.rules import SessionDefaults
 from chatkeep.core.validation import Limits
-from chatkeep.errors import ConfigurationError
+from chatkeep.errors import ConfigurationError, MissingDependencyError
 from chatkeep.stores.backend import Backend
 from chatkeep.stores.local import LocalStore
+from chatkeep.stores.remote import RemoteStore
+from chatkeep.stores.remote_backend import AsyncBackend
 from chatkeep.stores.runner import InlineRunner, Runner, ThreadRunner
+from chatkeep.stores.surface import StoreSurface
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,28 @@ async def _file(url: StoreURL) -> tuple[Backend, Runner]:
     return await _on_thread("file", FileBackend.open, url)
 
 
+_REMOTE = {
+    # scheme: (module, class, driver package, extra that installs it)
+    "postgresql": ("chatkeep.stores.postgres", "PostgresBackend", "asyncpg", "postgres"),
+    "redis": ("chatkeep.stores.redis", "RedisBackend", "redis", "redis"),
+}
+
+
+def _remote_backend(scheme: str) -> type[AsyncBackend]:
+    """The backend class of a networked scheme; its driver is an optional extra."""
+    module_name, class_name, driver, extra = _REMOTE[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == driver:
+            raise MissingDependencyError(driver, extra) from exc
+        raise
+    backend = getattr(module, class_name)
+    if not (isinstance(backend, type) and issubclass(backend, AsyncBackend)):
+        raise TypeError(f"expected an AsyncBackend class, got {backend!r}")
+    return backend
+
+
 _LOCAL: dict[str, Callable[[StoreURL], Awaitable[tuple[Backend, Runner]]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
@@ -80,7 +106,7 @@ _LOCAL: dict[str, Callable[[StoreURL], Awaitable[tuple[Backend, Runner]]]] = {
 
 
 def supported_schemes() -> list[str]:
-    return sorted(_LOCAL)
+    return sorted([*_LOCAL, *_REMOTE])
 
 
 class StoreOpener:
@@ -89,10 +115,14 @@ class StoreOpener:
     def __init__(self, url: str, kwargs: dict[str, Any]) -> None:
         self._url = url
         self._kwargs = kwargs
-        self._store: LocalStore | None = None
+        self._store: StoreSurface | None = None
 
-    async def _open(self) -> LocalStore:
+    async def _open(self) -> StoreSurface:
         parsed = StoreURL.parse(self._url)
+        if parsed.scheme in ("postgres", *_REMOTE):
+            scheme = "postgresql" if parsed.scheme == "postgres" else parsed.scheme
+            remote = await _remote_backend(scheme).open(self._url, parsed.options)
+            return RemoteStore(remote, **self._kwargs)
         factory = _LOCAL.get(parsed.scheme)
         if factory is None:
             raise ConfigurationError(
@@ -103,10 +133,10 @@ class StoreOpener:
         backend, runner = await factory(parsed)
         return LocalStore(backend, runner, **self._kwargs)
 
-    def __await__(self) -> Generator[Any, None, LocalStore]:
+    def __await__(self) -> Generator[Any, None, StoreSurface]:
         return self._open().__await__()
 
-    async def __aenter__(self) -> LocalStore:
+    async def __aenter__(self) -> StoreSurface:
         self._store = await self._open()
         return self._store
 
