@@ -13,14 +13,16 @@ key prefix derived from that directory.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -57,22 +59,87 @@ def local(name: str, url_in: Callable[[Path], str]) -> Backend:
     return Backend(name, url_in)
 
 
-def served(name: str, env: str, default: str, isolate: str) -> Backend:
+_NAMESPACES: list[tuple[Callable[[str], None], str]] = []
+"""The namespaces handed out during the current test, with how to remove each."""
+
+
+def served(
+    name: str, env: str, default: str, isolate: str, drop: Callable[[str], None] | None = None
+) -> Backend:
     """A server backend at ``$env`` (else ``default``); each store gets its own
-    ``?<isolate>=...`` namespace."""
+    ``?<isolate>=...`` namespace, removed after the test by ``drop(url)``."""
     base = os.environ.get(env, default)
 
     def url_in(directory: Path) -> str:
         token = "ck" + hashlib.sha256(str(directory).encode()).hexdigest()[:16]
-        return f"{base}{'&' if '?' in base else '?'}{isolate}={token}"
+        url = f"{base}{'&' if '?' in base else '?'}{isolate}={token}"
+        if drop is not None:
+            _NAMESPACES.append((drop, url))
+        return url
 
     return Backend(name, url_in, server=base)
+
+
+def drop_schema(url: str) -> None:
+    """Drop the PostgreSQL schema named by ``url``'s ``schema`` option, with everything in it."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from chatkeep.stores.postgres import driver_dsn
+    from chatkeep.stores.sql.postgres import quote_ident
+
+    schema = dict(parse_qsl(urlsplit(url).query))["schema"]
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(driver_dsn(url))
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as thread:  # away from the test's event loop
+        thread.submit(asyncio.run, drop()).result()
+
+
+def drop_prefix(url: str) -> None:
+    """Delete every Redis key under the prefix named by ``url``'s ``prefix`` option."""
+    from urllib.parse import urlunsplit
+
+    import redis
+
+    from chatkeep.stores.redis_keys import Keys
+
+    parts = urlsplit(url)
+    prefix = dict(parse_qsl(parts.query))["prefix"]
+    client = redis.Redis.from_url(urlunsplit(parts._replace(query="")))
+    try:
+        found = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
+        for start in range(0, len(found), 500):
+            client.unlink(*found[start : start + 500])
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def _drop_namespaces() -> Iterator[None]:
+    """Remove the server namespaces (schemas, key prefixes) the test was given."""
+    yield
+    while _NAMESPACES:
+        drop, url = _NAMESPACES.pop()
+        drop(url)
 
 
 BACKENDS: tuple[Backend, ...] = (
     local("memory", lambda d: "memory://"),
     local("sqlite", lambda d: f"sqlite:///{d}/s.db"),
     local("file", lambda d: f"file://{d}/files"),
+    served(
+        "postgresql",
+        "CHATKEEP_TEST_POSTGRES_URL",
+        "postgresql://postgres@127.0.0.1:5432/test",
+        "schema",
+        drop_schema,
+    ),
+    served("redis", "CHATKEEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", "prefix", drop_prefix),
 )
 DURABLE = tuple(b for b in BACKENDS if b.name != "memory")
 

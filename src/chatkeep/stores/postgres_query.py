@@ -1,0 +1,229 @@
+"""The SQL of the PostgreSQL backend: fixed statements, and listing filters as SQL.
+
+A :class:`SessionFilter` becomes one ``SELECT`` whose answer equals
+:func:`chatkeep.core.query.matches`, but for metadata equality, which follows Python's
+``==`` on decoded JSON (``1 == 1.0 == True``, objects equal whatever their key order).
+SQL narrows the rows down with ``jsonb`` tests that never drop an equal value (and are
+exact for text, null, booleans and integers up to 2**53); :func:`metadata_matches`
+then decides on the decoded rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+from chatkeep.core.codec import dumps, to_micros
+from chatkeep.core.models import JSON, Session
+from chatkeep.core.query import Cursor, SessionFilter, SessionSort
+
+MESSAGES_PER_HIT = 3
+SEQ_MIN = -(2**63)
+SEQ_MAX = 2**63 - 1
+_EXACT_FLOAT = 2**53
+
+SESSION_COLUMNS = (
+    "id", "owner", "device_id", "persistence", "created_at", "updated_at",
+    "last_activity_at", "expires_at", "ttl", "max_messages", "metadata", "tags",
+    "version", "message_count", "last_seq", "lock_agent", "lock_at", "lock_expires",
+)  # fmt: skip
+METADATA = SESSION_COLUMNS.index("metadata")
+SESSION_WIDTH = len(SESSION_COLUMNS)
+
+_S = ", ".join(f"s.{c}" for c in SESSION_COLUMNS)
+_M = "seq, id, role, content, content_kind, user_id, created_at, metadata"
+_MM = ", ".join(f"m.{c}" for c in _M.split(", "))
+_LEXEMES = "array_to_tsvector(${}::text[])"
+
+GET_SESSION = f"SELECT {_S} FROM sessions AS s WHERE s.id = $1"
+LOCK_SESSION = f"{GET_SESSION} FOR UPDATE"
+INSERT_SESSION = (
+    f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}, words) "
+    f"VALUES ({', '.join(f'${i + 1}' for i in range(SESSION_WIDTH))}, "
+    f"{_LEXEMES.format(SESSION_WIDTH + 1)}) ON CONFLICT (id) DO NOTHING"
+)
+
+
+INSERT_MESSAGES = (
+    "INSERT INTO messages (session_id, seq, id, role, content, content_kind, user_id, "
+    "created_at, metadata, words) "
+    "SELECT $1, t.seq, t.id, t.role, t.content, t.kind, t.user_id, t.created_at, t.metadata, "
+    "array_to_tsvector(string_to_array(t.words, ' ')) "
+    "FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::smallint[], "
+    "$7::text[], $8::bigint[], $9::text[], $10::text[]) "
+    "AS t (seq, id, role, content, kind, user_id, created_at, metadata, words)"
+)
+_INSERT_WIDTH = 10
+"""The parameters of :data:`INSERT_MESSAGES`: the session id and nine columns."""
+
+
+@functools.lru_cache(maxsize=128)
+def update_columns(columns: tuple[int, ...], with_messages: bool = False) -> str:
+    """``UPDATE`` of the given :data:`SESSION_COLUMNS` (by position) of the session
+    ``$1``; when the metadata is among them, its words follow as the last parameter.
+
+    ``with_messages``: the same statement also runs :data:`INSERT_MESSAGES`, whose
+    parameters come first (one round trip for an append)."""
+    first = _INSERT_WIDTH + 1 if with_messages else 2
+    if not columns:
+        if not with_messages:
+            raise ValueError("expected columns to update, got none")
+        return INSERT_MESSAGES
+    sets = [f"{SESSION_COLUMNS[i]} = ${first + n}" for n, i in enumerate(columns)]
+    if METADATA in columns:
+        sets.append(f"words = {_LEXEMES.format(first + len(columns))}")
+    update = f"UPDATE sessions SET {', '.join(sets)} WHERE id = $1"
+    return f"WITH added AS ({INSERT_MESSAGES}) {update}" if with_messages else update
+
+
+DELETE_SESSION = "DELETE FROM sessions WHERE id = $1"
+EXPIRED_IDS = "SELECT id FROM sessions WHERE expires_at <= $1 ORDER BY expires_at, id"
+
+FIND_MESSAGES = f"SELECT {_M} FROM messages WHERE session_id = $1 AND id = ANY($2::text[])"
+DROP_OLDEST = (
+    "DELETE FROM messages WHERE session_id = $1 AND seq IN "
+    "(SELECT seq FROM messages WHERE session_id = $1 ORDER BY seq LIMIT $2)"
+)
+_READ = f"SELECT {_M} FROM messages WHERE session_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq"
+READ_OLDEST = f"{_READ} LIMIT $4"
+READ_NEWEST = f"{_READ} DESC LIMIT $4"
+DELETE_MESSAGE = "DELETE FROM messages WHERE session_id = $1 AND seq = $2"
+CLEAR_MESSAGES = "DELETE FROM messages WHERE session_id = $1"
+
+COUNTS = (
+    "SELECT count(*), count(*) FILTER (WHERE expires_at <= $1), "
+    "coalesce(sum(message_count), 0)::bigint FROM sessions"
+)
+COUNT_BY_OWNER = "SELECT owner, count(*) FROM sessions WHERE owner IS NOT NULL GROUP BY owner"
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM schema_version"
+SIZES = (
+    "SELECT pg_total_relation_size('sessions'::regclass), "
+    "pg_total_relation_size('messages'::regclass)"
+)
+
+SEARCH = f"""
+WITH hits (session_id, seq) AS MATERIALIZED (
+    SELECT session_id, seq FROM messages WHERE words @@ $1::tsquery
+    UNION ALL
+    SELECT id, NULL FROM sessions WHERE words @@ $1::tsquery
+),
+chosen AS (
+    SELECT {_S} FROM sessions AS s
+    WHERE s.id IN (SELECT session_id FROM hits)
+      AND ($2::text IS NULL OR s.owner = $2)
+      AND ($3 OR s.expires_at IS NULL OR s.expires_at > $4)
+    ORDER BY s.last_activity_at DESC, s.id DESC
+    LIMIT $5
+),
+ranked AS (
+    SELECT session_id, seq, row_number() OVER (PARTITION BY session_id ORDER BY seq DESC) AS n
+    FROM hits
+    WHERE seq IS NOT NULL AND session_id IN (SELECT id FROM chosen)
+)
+SELECT {_S}, {_MM}
+FROM chosen AS s
+LEFT JOIN ranked AS r ON r.session_id = s.id AND r.n <= {MESSAGES_PER_HIT}
+LEFT JOIN messages AS m ON m.session_id = r.session_id AND m.seq = r.seq
+ORDER BY s.last_activity_at DESC, s.id DESC, m.seq DESC
+"""
+"""Sessions with a message, or metadata, holding every lexeme of ``$1``; up to
+:data:`MESSAGES_PER_HIT` matching messages each, newest first."""
+
+
+def metadata_matches(session: Session, wanted: Mapping[str, JSON]) -> bool:
+    """The metadata part of :func:`chatkeep.core.query.matches`."""
+    stored = session.metadata
+    return all(key in stored and stored[key] == value for key, value in wanted.items())
+
+
+class _Params:
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def __call__(self, value: object) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def _exact_number(value: object) -> int | None:
+    """``value`` as an integer when comparing it as a SQL numeric is exact."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and abs(value) <= _EXACT_FLOAT:
+        return value
+    return None
+
+
+def _metadata_condition(key: object, value: JSON, p: _Params) -> str:
+    """A condition that every session whose metadata has ``key`` == ``value`` meets."""
+    if not isinstance(key, str):
+        return "FALSE"
+    if value is None or isinstance(value, str):
+        probe = dumps({key: value}).replace("\\u0000", "\\ufffd")
+        return f"s.meta @> {p(probe)}::jsonb"
+    item = f"(s.meta -> {p(key.replace(chr(0), chr(0xFFFD)))}::text)"
+    if isinstance(value, dict | list):
+        return f"jsonb_typeof{item} = '{'object' if isinstance(value, dict) else 'array'}'"
+    number = _exact_number(value)
+    if number is None:
+        return f"jsonb_typeof{item} IN ('number', 'boolean')"
+    return (
+        f"(CASE jsonb_typeof{item} WHEN 'number' THEN ({item} #>> '{{}}')::numeric "
+        f"WHEN 'boolean' THEN ({item} = 'true'::jsonb)::int END) = {p(number)}::numeric"
+    )
+
+
+def _storable(value: object) -> bool:
+    """Whether ``value`` can be a text parameter: text without U+0000. Stored names and
+    tags have no control characters, so any other value matches none of them."""
+    return isinstance(value, str) and "\x00" not in value
+
+
+def _after(column: str, descending: bool, cursor: Cursor, p: _Params) -> str:
+    """Rows after ``cursor``. A cursor id holding U+0000 (no stored id does) compares
+    with stored ids as its text before the first U+0000 would, with ``<=`` for ``<``."""
+    session_id, nul, _ = cursor.session_id.partition("\x00")
+    op = ("<=" if nul else "<") if descending else ">"
+    mark = f'({p(to_micros(cursor.value))}::bigint, {p(session_id)}::text COLLATE "C")'
+    return f"({column}, s.id) {op} {mark}"
+
+
+def select_sessions(
+    flt: SessionFilter, sort: SessionSort, cursor: Cursor | None, now: int, limit: int
+) -> tuple[str, list[object]]:
+    """SQL selecting up to ``limit`` sessions that match ``flt`` after ``cursor`` in
+    ``sort`` order, and its parameters. When ``flt`` names metadata, the rows are
+    candidates: :func:`metadata_matches` has the last word."""
+    p = _Params()
+    where: list[str] = []
+    if not flt.include_expired:
+        where.append(f"(s.expires_at IS NULL OR s.expires_at > {p(now)})")
+    for column, wanted in (("owner", flt.owner), ("device_id", flt.device_id)):
+        if wanted is not None:
+            where.append(f"s.{column} = {p(wanted)}" if _storable(wanted) else "FALSE")
+    if flt.tags:
+        tags = sorted(flt.tags) if all(map(_storable, flt.tags)) else None
+        where.append("FALSE" if tags is None else f"s.tags @> {p(tags)}::text[]")
+    for key, value in flt.metadata.items():
+        where.append(_metadata_condition(key, value, p))
+    for condition, when in (
+        ("s.created_at >", flt.created_after),
+        ("s.created_at <", flt.created_before),
+        ("s.last_activity_at >", flt.active_after),
+        ("s.last_activity_at <", flt.active_before),
+    ):
+        if when is not None:
+            where.append(f"{condition} {p(to_micros(when))}")
+    if flt.has_messages is not None:
+        where.append("s.message_count > 0" if flt.has_messages else "s.message_count = 0")
+    column = f"s.{sort.field.value}"
+    order = "DESC" if sort.descending else "ASC"
+    if cursor is not None:
+        where.append(_after(column, sort.descending, cursor, p))
+    sql = f"SELECT {_S} FROM sessions AS s"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {column} {order}, s.id {order} LIMIT {p(limit)}"
+    return sql, p.values

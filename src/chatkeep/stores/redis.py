@@ -1,0 +1,170 @@
+"""The Redis backend (``redis://host:port/db?prefix=...``), on redis-py's asyncio client.
+
+Plain Redis 7, no modules. Each session is a JSON record, a sorted set of messages
+scored by seq and a hash from message id to seq; sorted sets per sort field (global
+and per owner) serve listings, one more the expiry scan. The layout is in
+:mod:`chatkeep.stores.redis_keys`; every key starts with ``<prefix>:``.
+
+Transactions are optimistic, queued by advisory per-session locks
+(:mod:`chatkeep.stores.redis_txn`): a lost race raises ``TransactionConflict``, on
+which :class:`~chatkeep.stores.remote.RemoteStore` runs a single operation again; a
+``store.transaction()`` block that loses one raises it to the caller (nothing of the
+block was written). Expiry follows the store's clock; native TTL only collects garbage
+(:mod:`chatkeep.stores.redis_writes`).
+
+Costs, in round trips: reading a session's messages is two (the record, then the
+messages); an append is two (lock + watch + read of the record in one, then the
+MULTI/EXEC), one more when it drops old messages out of the window and one more when
+it carries idempotency keys. Listing reads the records of the sessions it walks (see
+:mod:`chatkeep.stores.redis_scan`); search reads every message of the sessions it
+scans: O(messages of the owner's sessions, or of all sessions when no owner is given).
+
+URL options: ``prefix`` (default ``chatkeep``), ``max_connections`` (default 64),
+``socket_timeout`` (seconds, default 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import RedisError
+
+from chatkeep.errors import ConfigurationError, StoreUnavailableError
+from chatkeep.stores.redis_keys import Keys, masked
+from chatkeep.stores.redis_link import Link
+from chatkeep.stores.redis_maintenance import prune
+from chatkeep.stores.redis_txn import RedisTxn
+from chatkeep.stores.remote_backend import AsyncBackend
+
+CONNECT_ATTEMPTS = 3
+"""How many times opening the store tries to reach the server (0.2 s, then 0.4 s apart)."""
+
+_KNOWN = ("prefix", "max_connections", "socket_timeout")
+_PREFIX, _MAX_CONNECTIONS, _SOCKET_TIMEOUT = "chatkeep", 64, 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """The URL query options of ``redis://...``."""
+
+    prefix: str = _PREFIX
+    max_connections: int = _MAX_CONNECTIONS
+    socket_timeout: float = _SOCKET_TIMEOUT
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> RedisOptions:
+        unknown = sorted(set(options) - set(_KNOWN))
+        if unknown:
+            raise ConfigurationError(
+                unknown[0], f"is not an option of redis:// (known: {', '.join(_KNOWN)})"
+            )
+        prefix = options.get("prefix", _PREFIX)
+        if not prefix or not prefix.isprintable() or any(c.isspace() for c in prefix):
+            raise ConfigurationError(
+                "prefix", f"{prefix!r} is not a key prefix (printable, no spaces)"
+            )
+        return cls(
+            prefix,
+            int(_number(options, "max_connections", _MAX_CONNECTIONS, int, "a number >= 1")),
+            _number(options, "socket_timeout", _SOCKET_TIMEOUT, float, "a number of seconds > 0"),
+        )
+
+
+def _number(
+    options: Mapping[str, str], name: str, default: float, kind: type[int] | type[float], what: str
+) -> float:
+    text = options.get(name)
+    if text is None:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ConfigurationError(name, f"{text!r} is not {what}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(name, f"{text!r} is not {what}")
+    return value
+
+
+class RedisBackend(AsyncBackend):
+    """Sessions and messages in one Redis database, under a key prefix."""
+
+    name = "redis"
+
+    def __init__(self, pool: BlockingConnectionPool, options: RedisOptions, where: str) -> None:
+        self._pool = pool
+        self.options = options
+        self.keys = Keys(options.prefix)
+        self.where = where
+
+    @classmethod
+    async def open(cls, url: str, options: Mapping[str, str]) -> RedisBackend:
+        settings = RedisOptions.parse(options)
+        base = urlunsplit(urlsplit(url)._replace(query=""))
+        where = masked(base)
+        try:
+            pool = BlockingConnectionPool.from_url(
+                base,
+                max_connections=settings.max_connections,
+                timeout=settings.socket_timeout,
+                socket_timeout=settings.socket_timeout,
+                socket_connect_timeout=settings.socket_timeout,
+                protocol=2,
+            )
+        except ValueError as exc:
+            raise ConfigurationError("store URL", f"{where}: {exc}") from None
+        backend = cls(pool, settings, where)
+        await backend._ping()
+        return backend
+
+    async def _ping(self) -> None:
+        """Reach the server, trying :data:`CONNECT_ATTEMPTS` times."""
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                async with self._link() as link:
+                    await link.run(("PING",))
+                return
+            except StoreUnavailableError as exc:
+                if attempt + 1 == CONNECT_ATTEMPTS:
+                    await self._pool.disconnect()
+                    raise StoreUnavailableError(
+                        f"cannot reach Redis at {self.where} "
+                        f"after {CONNECT_ATTEMPTS} attempts: {exc.__cause__ or exc}"
+                    ) from exc
+            await asyncio.sleep(0.2 * 2**attempt)
+
+    @asynccontextmanager
+    async def _link(self) -> AsyncIterator[Link]:
+        """A connection of the pool for the block."""
+        try:
+            conn: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailableError(f"Redis at {self.where}: {exc}") from exc
+        try:
+            yield Link(conn, self.where, self.options.socket_timeout)
+        finally:
+            await self._pool.release(conn)
+
+    @asynccontextmanager
+    async def transaction(self, write: bool) -> AsyncIterator[RedisTxn]:
+        async with self._link() as link:
+            txn = RedisTxn(link, self.keys, write)
+            try:
+                yield txn
+                await txn.commit()
+            except BaseException:
+                await txn.abort()
+                raise
+
+    async def optimize(self) -> list[str]:
+        async with self._link() as link:
+            removed = await prune(link, self.keys)
+        return [f"removed {removed} listing entries of sessions that Redis expired natively"]
+
+    async def close(self) -> None:
+        await self._pool.disconnect()

@@ -1,0 +1,97 @@
+"""One pooled Redis connection, driven directly: each call sends its commands in one
+write and reads every reply (one round trip), and turns driver errors into chatkeep's."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import RedisError, ResponseError
+
+from chatkeep.errors import CorruptDataError, StoreUnavailableError
+
+Command = Sequence[str | bytes | int | float]
+
+
+class Link:
+    """Commands on one connection; ``where`` names the server (password masked)."""
+
+    def __init__(self, conn: AbstractConnection, where: str, timeout: float) -> None:
+        self.conn = conn
+        self.where = where
+        self.timeout = timeout
+
+    async def run(self, *commands: Command, about: str | None = None) -> list[Any]:
+        """Send ``commands`` together and return their replies, in order.
+
+        An error reply raises once every reply is read (the connection stays usable):
+        a value of the wrong type raises CorruptDataError naming ``about`` (the session
+        concerned), anything else StoreUnavailableError.
+        """
+        replies = await self.replies(*commands)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise self.error(reply, about) from reply
+        return replies
+
+    async def replies(self, *commands: Command) -> list[Any]:
+        """Like :meth:`run`, but error replies are returned (as ResponseError values).
+
+        A broken or interrupted connection is closed; the next call opens it again.
+        """
+        conn = self.conn
+        replies: list[Any] = []
+        try:
+            async with asyncio.timeout(self.timeout):
+                await conn.send_packed_command(pack(commands), check_health=False)
+                for _ in commands:
+                    try:
+                        replies.append(
+                            await conn.read_response(disable_decoding=True, timeout=math.inf)
+                        )
+                    except ResponseError as exc:
+                        replies.append(exc)
+        except TimeoutError as exc:
+            await conn.disconnect(nowait=True)
+            raise StoreUnavailableError(
+                f"Redis at {self.where}: no reply within {self.timeout:g} s"
+            ) from exc
+        except (RedisError, OSError) as exc:
+            await conn.disconnect(nowait=True)
+            raise StoreUnavailableError(f"Redis at {self.where}: {exc}") from exc
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        return replies
+
+    def error(self, reply: ResponseError, about: str | None) -> Exception:
+        """The chatkeep error for an error reply of the server."""
+        text = str(reply)
+        if text.startswith("WRONGTYPE"):
+            where = about or f"the store at {self.where}"
+            return CorruptDataError(where, f"a key holds a value of the wrong type ({text})")
+        return StoreUnavailableError(f"Redis at {self.where}: {text}")
+
+    async def close(self) -> None:
+        await self.conn.disconnect(nowait=True)
+
+
+def pack(commands: Sequence[Command]) -> bytes:
+    """``commands`` in the Redis protocol (RESP), ready to send in one write."""
+    out = bytearray()
+    for command in commands:
+        out += b"*%d\r\n" % len(command)
+        for arg in command:
+            if isinstance(arg, str):
+                data = arg.encode()
+            elif isinstance(arg, bytes):
+                data = arg
+            elif isinstance(arg, int):
+                data = b"%d" % arg
+            else:
+                data = repr(arg).encode()
+            out += b"$%d\r\n%s\r\n" % (len(data), data)
+    return bytes(out)
