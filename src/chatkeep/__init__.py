@@ -32,6 +32,7 @@ from chatkeep.errors import (
     SessionNotFoundError,
     StoreClosedError,
     StoreUnavailableError,
+    TransactionConflictError,
     VersionConflictError,
 )
 from chatkeep.stores import (
@@ -83,6 +84,7 @@ __all__ = [
     "StoreStats",
     "StoreUnavailableError",
     "SystemClock",
+    "TransactionConflictError",
     "VersionConflictError",
     "__version__",
     "open_store",

@@ -91,6 +91,14 @@ class StoreUnavailableError(ChatkeepError, ConnectionError):
     """The store cannot be reached or has failed; the operation was not performed."""
 
 
+class TransactionConflictError(ChatkeepError):
+    """A transaction lost a race with another writer and changed nothing; run it again.
+
+    Single operations are retried by the store; a ``store.transaction()`` block, which
+    the store cannot run again by itself, raises this to its caller.
+    """
+
+
 class StoreClosedError(ChatkeepError, RuntimeError):
     """The store was used after it was closed."""
 

@@ -35,8 +35,9 @@ from chatkeep.core.models import JSON
 from chatkeep.core.query import Cursor, SortField, matches, search_terms, sort_value, words
 from chatkeep.stores import postgres
 from chatkeep.stores import postgres_query as q
-from chatkeep.stores.postgres import PostgresBackend, driver_dsn, masked
+from chatkeep.stores.postgres import PostgresBackend, driver_dsn
 from chatkeep.stores.sql.postgres import latest, quote_ident
+from chatkeep.stores.urls import masked
 
 BASE = os.environ.get("CHATKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 NOW = datetime(2030, 1, 1, tzinfo=UTC)

@@ -30,11 +30,11 @@ from chatkeep import (
     Store,
     StoreUnavailableError,
 )
+from chatkeep.errors import TransactionConflictError
 from chatkeep.stores.redis import RedisBackend
 from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_scan import walk
 from chatkeep.stores.redis_writes import GC_GRACE
-from chatkeep.stores.remote import TransactionConflict
 
 URL = os.environ.get("CHATKEEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WRITER = Path(__file__).parents[1] / "contract" / "crash_child.py"
@@ -365,7 +365,7 @@ async def test_a_lost_race_is_a_conflict_that_writes_nothing(
     s = await store.create_session(id="raced", owner="o")
     backend = await RedisBackend.open(url_of(prefix), {"prefix": prefix})
     try:
-        with pytest.raises(TransactionConflict, match="'raced'"):
+        with pytest.raises(TransactionConflictError, match="'raced'"):
             async with backend.transaction(True) as txn:
                 listed = await txn.query_sessions(
                     SessionFilter(owner="o"), store_sort(), 10, None, fake_clock.now()
@@ -384,7 +384,7 @@ async def test_a_conflicting_user_transaction_raises_and_writes_nothing(
     store: Store, raw: aioredis.Redis, prefix: str
 ) -> None:
     s = await store.create_session(id="tx")
-    with pytest.raises(TransactionConflict, match="nothing was written"):
+    with pytest.raises(TransactionConflictError, match="nothing was written"):
         async with store.transaction() as tx:
             await tx.append_messages(s.id, batch("lost"))
             await tx.create_session(id="also-lost")

@@ -35,6 +35,7 @@ from chatkeep.errors import (
     SessionExistsError,
     SessionNotFoundError,
     StoreUnavailableError,
+    TransactionConflictError,
 )
 from chatkeep.stores import postgres_query as q
 from chatkeep.stores.backend import Counts
@@ -46,9 +47,9 @@ from chatkeep.stores.postgres_rows import (
     tokens,
     tsquery,
 )
-from chatkeep.stores.remote import TransactionConflict
 from chatkeep.stores.remote_backend import AsyncBackend, AsyncTxn
 from chatkeep.stores.sql.postgres import latest, migrate, quote_ident
+from chatkeep.stores.urls import masked
 
 CONNECT_ATTEMPTS = 3
 RETRY_DELAY = 0.2
@@ -132,22 +133,6 @@ def driver_dsn(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
-def masked(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
-    query = "&".join(
-        f"{k}=***" if k in ("password", "sslpassword") else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -173,7 +158,7 @@ def _driver_call(
             except ChatkeepError:
                 raise
             except _CONFLICTS as exc:
-                raise TransactionConflict(f"PostgreSQL {self.where}: {exc}") from exc
+                raise TransactionConflictError(f"PostgreSQL {self.where}: {exc}") from exc
             except DRIVER_ERRORS as exc:
                 raise StoreUnavailableError(f"PostgreSQL {self.where}: {exc}") from exc
 
@@ -466,7 +451,7 @@ async def _driver_errors(where: str) -> AsyncIterator[None]:
     except ChatkeepError:
         raise
     except _CONFLICTS as exc:
-        raise TransactionConflict(f"PostgreSQL {where}: {exc}") from exc
+        raise TransactionConflictError(f"PostgreSQL {where}: {exc}") from exc
     except DRIVER_ERRORS as exc:
         raise StoreUnavailableError(f"PostgreSQL {where}: {exc}") from exc
 

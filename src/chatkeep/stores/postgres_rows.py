@@ -12,17 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
-from chatkeep.core.codec import dumps, from_micros, opt_datetime, opt_micros, to_micros
+from chatkeep.core.codec import dumps, from_micros, to_micros
 from chatkeep.core.frozen import EMPTY, freeze, freeze_object
-from chatkeep.core.models import JSON, Message, Persistence, Role, Session, SessionLock
-from chatkeep.core.query import words
+from chatkeep.core.models import JSON, Message, Role, Session
 from chatkeep.errors import CorruptDataError
-from chatkeep.stores.sqlite_rows import token as sqlite_token
+from chatkeep.stores.rows import index_words, session_from_values, session_values
+from chatkeep.stores.rows import token as plain_token
 
-_MICROSECOND = timedelta(microseconds=1)
 _ROLES = {role.value: role for role in Role}
 _LONG = 512
 _HASHED = "\u01c1"
@@ -36,7 +34,7 @@ def token(word: str) -> str:
     """The lexeme of ``word``: the SQLite backend's token (the word itself when made of
     ``[0-9a-z]``, else a mark and its UTF-8 in hex), or for a token longer than a
     ``tsvector`` lexeme may be, another mark and its SHA-256."""
-    found = sqlite_token(word)
+    found = plain_token(word)
     if len(found) <= _LONG:
         return found
     return _HASHED + hashlib.sha256(word.encode("utf-8", "surrogatepass")).hexdigest()
@@ -44,10 +42,7 @@ def token(word: str) -> str:
 
 def tokens(*values: JSON) -> list[str] | None:
     """The lexemes of the words of JSON values, sorted; ``None`` when there are none."""
-    found: set[str] = set()
-    for value in values:
-        found |= words(value)
-    return sorted({token(w) for w in found}) or None
+    return sorted({token(w) for w in index_words(*values)}) or None
 
 
 def tsquery(terms: Sequence[str]) -> str:
@@ -57,55 +52,13 @@ def tsquery(terms: Sequence[str]) -> str:
 
 
 def session_row(s: Session) -> tuple[object, ...]:
-    """The values of :data:`postgres_query.SESSION_COLUMNS`."""
-    lock = s.lock
-    return (
-        s.id,
-        s.owner,
-        s.device_id,
-        s.persistence.value,
-        to_micros(s.created_at),
-        to_micros(s.updated_at),
-        to_micros(s.last_activity_at),
-        opt_micros(s.expires_at),
-        None if s.ttl is None else s.ttl // _MICROSECOND,
-        s.max_messages,
-        dumps(s.metadata),
-        sorted(s.tags),
-        s.version,
-        s.message_count,
-        s.last_seq,
-        None if lock is None else lock.agent,
-        None if lock is None else to_micros(lock.locked_at),
-        None if lock is None else opt_micros(lock.expires_at),
-    )
+    """The values of :data:`postgres_query.SESSION_COLUMNS` (tags as a text array)."""
+    return session_values(s)
 
 
 def decode_session(r: Sequence[Any]) -> Session:
     """The session of a row of :data:`postgres_query.SESSION_COLUMNS`."""
-    try:
-        return Session(
-            id=r[0],
-            owner=r[1],
-            device_id=r[2],
-            persistence=Persistence(r[3]),
-            created_at=from_micros(r[4]),
-            updated_at=from_micros(r[5]),
-            last_activity_at=from_micros(r[6]),
-            expires_at=opt_datetime(r[7]),
-            ttl=None if r[8] is None else timedelta(microseconds=r[8]),
-            max_messages=r[9],
-            metadata=EMPTY if r[10] == "{}" else freeze_object(json.loads(r[10])),
-            tags=frozenset(r[11]),
-            version=r[12],
-            message_count=r[13],
-            last_seq=r[14],
-            lock=None
-            if r[15] is None
-            else SessionLock(r[15], from_micros(r[16]), opt_datetime(r[17])),
-        )
-    except (ValueError, TypeError) as exc:
-        raise CorruptDataError(f"session {r[0]!r}", f"bad session row ({exc})") from exc
+    return session_from_values(r, r[11] or ())
 
 
 def message_columns(messages: Sequence[Message]) -> list[list[object]]:

@@ -6,7 +6,7 @@ and per owner) serve listings, one more the expiry scan. The layout is in
 :mod:`chatkeep.stores.redis_keys`; every key starts with ``<prefix>:``.
 
 Transactions are optimistic, queued by advisory per-session locks
-(:mod:`chatkeep.stores.redis_txn`): a lost race raises ``TransactionConflict``, on
+(:mod:`chatkeep.stores.redis_txn`): a lost race raises ``TransactionConflictError``, on
 which :class:`~chatkeep.stores.remote.RemoteStore` runs a single operation again; a
 ``store.transaction()`` block that loses one raises it to the caller (nothing of the
 block was written). Expiry follows the store's clock; native TTL only collects garbage
@@ -36,11 +36,12 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from chatkeep.errors import ConfigurationError, StoreUnavailableError
-from chatkeep.stores.redis_keys import Keys, masked
+from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_link import Link
 from chatkeep.stores.redis_maintenance import prune
 from chatkeep.stores.redis_txn import RedisTxn
 from chatkeep.stores.remote_backend import AsyncBackend
+from chatkeep.stores.urls import masked
 
 CONNECT_ATTEMPTS = 3
 """How many times opening the store tries to reach the server (0.2 s, then 0.4 s apart)."""

@@ -20,7 +20,6 @@ order: a sorted set gives exactly the (time, id) order of a listing.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 from chatkeep.core.query import SortField
 
@@ -65,17 +64,3 @@ class Keys:
         """A SCAN pattern for the keys of ``kind`` (``"o"``, ``"s"``...) or of all kinds."""
         base = _GLOB.sub(r"\\\1", self.prefix)
         return f"{base}:{kind}:*" if kind else f"{base}:*"
-
-
-def masked(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -5,7 +5,7 @@ session it reads before reading it, keeps its writes in memory (reads merge them
 :mod:`chatkeep.stores.redis_overlay`), and sends them in one MULTI/EXEC at the end. Every
 change to a session's messages rewrites its record in the same EXEC, so the record key
 stands for the whole session. If another writer changed a watched record, EXEC does
-nothing and :class:`~chatkeep.stores.remote.TransactionConflict` is raised.
+nothing and :class:`~chatkeep.errors.TransactionConflictError` is raised.
 
 Progress comes from a per-session lock (``SET NX PX``) that a write transaction takes
 before it first reads a session, and drops in its EXEC: writers of one session wait
@@ -33,6 +33,7 @@ from chatkeep.errors import (
     CorruptDataError,
     SessionExistsError,
     SessionNotFoundError,
+    TransactionConflictError,
 )
 from chatkeep.stores import redis_maintenance as maintenance
 from chatkeep.stores import redis_scan as scan
@@ -43,7 +44,6 @@ from chatkeep.stores.redis_link import Command, Link
 from chatkeep.stores.redis_overlay import Pending, merge
 from chatkeep.stores.redis_rows import decode_messages, decode_session
 from chatkeep.stores.redis_writes import session_writes
-from chatkeep.stores.remote import TransactionConflict
 from chatkeep.stores.remote_backend import AsyncTxn
 
 LOCK_LEASE = timedelta(seconds=5)
@@ -121,7 +121,7 @@ class RedisTxn(AsyncTxn):
                     break
                 self._locks.pop()
             if loop.time() > deadline:
-                raise TransactionConflict(
+                raise TransactionConflictError(
                     f"session {session_id!r} stayed locked by other writers for {LOCK_WAIT:g} s"
                 )
             await asyncio.sleep(delay * (0.5 + random.random()))
@@ -304,7 +304,7 @@ class RedisTxn(AsyncTxn):
 
     # -- the end ------------------------------------------------------------------------
     async def commit(self) -> None:
-        """Send the writes in one MULTI/EXEC; raise TransactionConflict if it was refused."""
+        """Send the writes in one MULTI/EXEC; raise TransactionConflictError if it was refused."""
         if not self.write:
             return
         dirty = [(sid, e) for sid, e in self._entries.items() if e.dirty]
@@ -322,7 +322,7 @@ class RedisTxn(AsyncTxn):
         self._watching = False
         if replies[-1] is None:
             await self._finish(unlock)
-            raise TransactionConflict(
+            raise TransactionConflictError(
                 f"another writer changed session {about} during this transaction; "
                 "nothing was written"
             )

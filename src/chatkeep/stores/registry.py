@@ -20,6 +20,7 @@ from chatkeep.stores.remote import RemoteStore
 from chatkeep.stores.remote_backend import AsyncBackend
 from chatkeep.stores.runner import InlineRunner, Runner, ThreadRunner
 from chatkeep.stores.surface import StoreSurface
+from chatkeep.stores.urls import masked
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,8 @@ class StoreURL:
     @classmethod
     def parse(cls, url: str) -> StoreURL:
         if not isinstance(url, str) or "://" not in url:
-            raise ConfigurationError("store URL", f"{url!r} is not a URL like sqlite:///chat.db")
+            shown = masked(url) if isinstance(url, str) else url
+            raise ConfigurationError("store URL", f"{shown!r} is not a URL like sqlite:///chat.db")
         scheme, rest = url.split("://", 1)
         parts = urlsplit(f"x://{rest}")
         path = rest.split("?", 1)[0]

@@ -2,7 +2,8 @@
 
 Operations run concurrently, each in its own backend transaction (a pooled connection,
 or a Redis optimistic transaction). A backend that detects a lost race raises
-:class:`TransactionConflict`; a single operation is then run again from the start.
+:class:`~chatkeep.errors.TransactionConflictError`; a single operation is then run again
+from the start.
 """
 
 from __future__ import annotations
@@ -14,17 +15,13 @@ from typing import Any
 from chatkeep.core import rules
 from chatkeep.core.clock import Clock
 from chatkeep.core.validation import Limits
-from chatkeep.errors import ChatkeepError, StoreUnavailableError
+from chatkeep.errors import StoreUnavailableError, TransactionConflictError
 from chatkeep.stores import calls, ops
 from chatkeep.stores.base import OptimizeReport
 from chatkeep.stores.remote_backend import AsyncBackend, AsyncTxn
 from chatkeep.stores.surface import Operations, StoreSurface
 
 MAX_ATTEMPTS = 64
-
-
-class TransactionConflict(ChatkeepError):
-    """A transaction lost a race with another writer and changed nothing."""
 
 
 class RemoteTransaction(Operations):
@@ -61,7 +58,7 @@ class RemoteStore(StoreSurface):
             try:
                 async with self._backend.transaction(write) as txn:
                     return await calls.run_async(txn, op(self._context(), *args))
-            except TransactionConflict:
+            except TransactionConflictError:
                 continue
         raise StoreUnavailableError(
             f"{self.backend}: gave up after {MAX_ATTEMPTS} conflicting attempts"
