@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+_USERINFO = re.compile(r"(//[^/:@]*:)[^@/]*@")
 
 
 def masked(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
+    """``url`` with any password replaced by ``***``, also in a malformed URL."""
+    url = _USERINFO.sub(r"\1***@", url)
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
