@@ -6,20 +6,15 @@ import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 _USERINFO = re.compile(r"(//[^/:@]*:)[^@/]*@")
+_SECRET_OPTIONS = ("password", "sslpassword")
 
 
 def masked(url: str) -> str:
     """``url`` with any password replaced by ``***``, also in a malformed URL."""
     url = _USERINFO.sub(r"\1***@", url)
     parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
-    query = "&".join(
-        f"{k}=***" if k in ("password", "sslpassword") else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(k in _SECRET_OPTIONS for k, _ in pairs):
+        return url
+    query = "&".join(f"{k}=***" if k in _SECRET_OPTIONS else f"{k}={v}" for k, v in pairs)
+    return urlunsplit(parts._replace(query=query))
