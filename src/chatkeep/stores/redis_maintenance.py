@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from chatkeep.core.models import JSON, Session
 from chatkeep.core.query import SortField
 from chatkeep.errors import CorruptDataError
@@ -29,9 +31,12 @@ async def check(txn: RedisTxn) -> tuple[list[str], dict[str, JSON]]:
     issues: list[str] = []
     sessions = messages = dangling = 0
     async for ids in walk(link, keys.by(SortField.CREATED_AT), None, None, False):
-        (raws,) = await link.run(("MGET", *map(keys.session, ids)))
+        raws = await txn.records([keys.session(i) for i in ids])
         present: list[Session] = []
         for sid, raw in zip(ids, raws, strict=True):
+            if isinstance(raw, ResponseError):
+                issues.append(str(link.error(raw, f"session {sid!r}")))
+                continue
             if raw is None:
                 dangling += 1
                 continue

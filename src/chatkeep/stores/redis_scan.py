@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from redis.exceptions import ResponseError
+
 from chatkeep.core.models import Message, Session
 from chatkeep.core.query import (
     Cursor,
@@ -169,10 +171,12 @@ async def search(
         sessions = [s for s in batch if s is not None and eligible(s)]
         if not sessions:
             continue
-        replies = await txn.link.run(
+        replies = await txn.link.replies(
             *(("ZRANGE", txn.keys.messages(s.id), 0, -1) for s in sessions)
         )
         for session, raws in zip(sessions, replies, strict=True):
+            if isinstance(raws, ResponseError):
+                raise txn.link.error(raws, f"session {session.id!r}") from raws
             hit = _hit(session, decode_messages(session.id, raws), terms)
             if hit is not None:
                 hits.append(hit)

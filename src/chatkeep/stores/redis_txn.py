@@ -25,6 +25,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from redis.exceptions import ResponseError
 
 from chatkeep.core.models import JSON, Message, Session
 from chatkeep.core.query import Cursor, SearchHit, SessionFilter, SessionSort
@@ -137,16 +140,26 @@ class RedisTxn(AsyncTxn):
         found: dict[str, Session | None] = {}
         if missing:
             keys = [self.keys.session(i) for i in missing]
-            if self.write:
-                _, raws = await self.link.run(("WATCH", *keys), ("MGET", *keys))
-                self._watching = True
-            else:
-                (raws,) = await self.link.run(("MGET", *keys))
+            raws = await self.records(keys, watch=self.write)
+            self._watching = self._watching or self.write
             for sid, raw in zip(missing, raws, strict=True):
+                if isinstance(raw, ResponseError):
+                    raise self.link.error(raw, f"session {sid!r}") from raw
                 found[sid] = None if raw is None else decode_session(sid, raw)
                 if self.write:
                     self._entries[sid] = Entry(found[sid], found[sid])
         return [found[i] if i in found else self._entries[i].current for i in ids]
+
+    async def records(self, keys: Sequence[str], *, watch: bool = False) -> list[Any]:
+        """The raw records at ``keys``: bytes, None, or the error reply of a key that
+        holds another type (one GET each: MGET would answer nil for those)."""
+        gets = [("GET", key) for key in keys]
+        if not watch:
+            return await self.link.replies(*gets)
+        replies = await self.link.replies(("WATCH", *keys), *gets)
+        if isinstance(replies[0], ResponseError):
+            raise self.link.error(replies[0], None) from replies[0]
+        return replies[1:]
 
     def overlay(self) -> dict[str, Session | None]:
         """The sessions this transaction changed: their new records (None: deleted)."""

@@ -1,0 +1,1 @@
+"""Failure behaviour of the server stores: lost services, concurrent processes, bad data."""
