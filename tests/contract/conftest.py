@@ -84,7 +84,7 @@ def drop_schema(url: str) -> None:
     """Drop the PostgreSQL schema named by ``url``'s ``schema`` option, with everything in it."""
     import asyncpg  # type: ignore[import-untyped]
 
-    from chatkeep.stores.postgres import driver_dsn
+    from chatkeep.stores.postgres_options import driver_dsn
     from chatkeep.stores.sql.postgres import quote_ident
 
     schema = dict(parse_qsl(urlsplit(url).query))["schema"]

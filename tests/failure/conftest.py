@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from chatkeep.stores.postgres import driver_dsn
+from chatkeep.stores.postgres_options import driver_dsn
 from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.sql.postgres import quote_ident
 

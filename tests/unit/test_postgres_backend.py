@@ -35,7 +35,8 @@ from chatkeep.core.models import JSON
 from chatkeep.core.query import Cursor, SortField, matches, search_terms, sort_value, words
 from chatkeep.stores import postgres
 from chatkeep.stores import postgres_query as q
-from chatkeep.stores.postgres import PostgresBackend, driver_dsn
+from chatkeep.stores.postgres import PostgresBackend
+from chatkeep.stores.postgres_options import driver_dsn
 from chatkeep.stores.sql.postgres import latest, quote_ident
 from chatkeep.stores.urls import masked
 

@@ -1,0 +1,79 @@
+"""The URL of a PostgreSQL store: chatkeep's own options, and what goes to asyncpg."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from chatkeep.errors import ConfigurationError
+
+DRIVER_OPTIONS = frozenset(
+    {
+        "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword",
+        "sslnegotiation", "ssl_min_protocol_version", "ssl_max_protocol_version",
+        "passfile", "target_session_attrs", "krbsrvname", "gsslib", "service",
+        "application_name", "host", "port", "user", "password", "dbname", "database",
+    }
+)  # fmt: skip
+"""URL options passed on to asyncpg as they are."""
+
+_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresOptions:
+    """chatkeep's own URL options of ``postgresql://...?...``."""
+
+    schema: str = "public"
+    pool_min: int = 1
+    pool_max: int = 10
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> PostgresOptions:
+        known = ("schema", "pool_min", "pool_max", "connect_timeout")
+        unknown = sorted(set(options) - set(known) - DRIVER_OPTIONS)
+        if unknown:
+            raise ConfigurationError(
+                unknown[0], f"is not an option of postgresql:// (known: {', '.join(known)})"
+            )
+        schema = options.get("schema", "public")
+        if not _SCHEMA.fullmatch(schema):
+            raise ConfigurationError(
+                "schema", f"{schema!r} is not a schema name (letters, digits, _; at most 63)"
+            )
+        low = _number(options, "pool_min", 1, int)
+        if low < 0:
+            raise ConfigurationError("pool_min", "must be a number of connections (0 or more)")
+        high = _number(options, "pool_max", max(10, low), int)
+        if high < max(1, low):
+            raise ConfigurationError("pool_max", f"must be at least 1 and pool_min ({low})")
+        timeout = _number(options, "connect_timeout", 10.0, float)
+        if not timeout > 0:
+            raise ConfigurationError("connect_timeout", "must be a positive number of seconds")
+        return cls(schema, low, high, timeout)
+
+
+N = TypeVar("N", int, float)
+
+
+def _number(options: Mapping[str, str], name: str, default: N, kind: type[N]) -> N:
+    text = options.get(name)
+    if text is None:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigurationError(name, f"{text!r} is not a number") from None
+
+
+def driver_dsn(url: str) -> str:
+    """``url`` without chatkeep's own options, as asyncpg takes it."""
+    parts = urlsplit(url)
+    kept = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in DRIVER_OPTIONS
+    ]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
