@@ -385,6 +385,20 @@ def test_stats(url: str) -> None:
     assert "owner alice" in table
 
 
+def test_migrate_reports_the_schema_version(url: str) -> None:
+    result = invoke(url, "migrate")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "sqlite store is up to date (schema version 1)\n"
+
+
+def test_migrate_on_a_file_that_is_not_a_database_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    result = invoke(f"sqlite:///{bad}", "migrate")
+    assert result.exit_code == 1
+    assert "bad.db" in result.stderr
+
+
 # -- demo -------------------------------------------------------------------------------
 
 

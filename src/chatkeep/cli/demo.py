@@ -63,3 +63,4 @@ def demo(ctx: typer.Context) -> None:
     typer.echo(f"The store {url} keeps its data {where(url)}")
     typer.echo(f"and now holds {result.sessions_in_store} session(s).")
     typer.echo(f"See it again with: chatkeep sessions show {session.id}")
+    typer.echo(f"  (from the project folder: python3 dev.py run sessions show {session.id})")

@@ -7,7 +7,7 @@ import typer
 
 from chatkeep.cli import sessions
 from chatkeep.cli.demo import demo
-from chatkeep.cli.maintenance import cleanup, stats
+from chatkeep.cli.maintenance import cleanup, migrate, stats
 from chatkeep.cli.state import CliState, config_options
 from chatkeep.cli.transfer import export, import_
 
@@ -34,6 +34,7 @@ app.command("export")(export)
 app.command("import")(import_)
 app.command()(cleanup)
 app.command()(stats)
+app.command()(migrate)
 app.command()(demo)
 
 

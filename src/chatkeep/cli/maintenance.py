@@ -1,4 +1,4 @@
-"""``chatkeep cleanup`` and ``chatkeep stats``."""
+"""``chatkeep cleanup``, ``chatkeep stats`` and ``chatkeep migrate``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from chatkeep.cli.render import console, json_line, stats_json, stats_table
 from chatkeep.cli.state import with_store
 from chatkeep.config import parse_duration
-from chatkeep.stores import Store, StoreStats
+from chatkeep.stores import HealthReport, Store, StoreStats
 
 
 def _duration(text: str) -> timedelta:
@@ -57,3 +57,19 @@ def stats(
         json_line(stats_json(result))
     else:
         console().print(stats_table(result))
+
+
+def migrate(ctx: typer.Context) -> None:
+    """Bring the store's schema up to date (a store also does this whenever it opens)."""
+
+    async def action(store: Store) -> HealthReport:
+        return await store.health()
+
+    report = with_store(ctx, action)
+    version = report.details.get("schema_version")
+    shown = "" if version is None else f" (schema version {version})"
+    typer.echo(f"{report.backend} store is up to date{shown}")
+    if not report.healthy:
+        for issue in report.issues:
+            typer.echo(f"issue: {issue}", err=True)
+        raise typer.Exit(1)
