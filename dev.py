@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Install chatkeep into ./.venv and run it, or its test suite.
 
-    python3 dev.py run    install, then run chatkeep on the embedded SQLite default
+    python3 dev.py run    install, then serve chatkeep on the embedded SQLite default
     python3 dev.py test   install with the test tools, then lint, type-check and test
 
 Only Python 3.11+ is needed; everything else is installed into ./.venv.
@@ -40,7 +40,7 @@ def install(extra: str | None) -> None:
 
 def run(args: list[str]) -> None:
     install(None)
-    sh(BIN / "chatkeep", *(args or ["demo"]))
+    sh(BIN / "chatkeep", *(args or ["serve"]))
 
 
 def test(args: list[str]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import math
 import os
 import re
@@ -31,6 +32,9 @@ from chatkeep.stores.registry import supported_schemes
 DEFAULT_DATA_DIR = Path("chatkeep-data")
 DEFAULT_DATABASE_NAME = "chatkeep.db"
 DEFAULT_STORE_URL = f"sqlite:///{DEFAULT_DATA_DIR / DEFAULT_DATABASE_NAME}"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_REQUEST_BYTES = 8 << 20
 
 
 class StoreType(enum.StrEnum):
@@ -205,6 +209,18 @@ class FileName:
         return text
 
 
+class Host:
+    metavar = "HOST"
+    accepts = "a host name or an IP address"
+    _NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*")
+
+    def parse(self, value: object) -> str:
+        text = value.strip() if isinstance(value, str) else ""
+        if self._NAME.fullmatch(text):
+            return text
+        return str(ipaddress.ip_address(text))
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One configuration value and the ways to give it."""
@@ -276,6 +292,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backup_dir", Directory(), "Where backups go (default: <data dir>/backups)."),
     Setting("backup_interval", Duration(off="off"), "How often to write a backup."),
     Setting("max_backups", Integer(1, 100_000), "Backups kept; older ones are deleted."),
+    Setting("host", Host(), "The address the server binds to.", ("API_HOST",)),
+    Setting("port", Integer(1, 65_535), "The port the server listens on.", ("API_PORT",)),
+    Setting("max_request_bytes", Size(1 << 30), "The largest request body the server accepts."),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -292,11 +311,34 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        """True if only this machine can reach the address."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     manager: ManagerConfig = field(
         default_factory=lambda: ManagerConfig(backup_dir=DEFAULT_DATA_DIR / "backups")
     )
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, /, **overrides: object) -> Config:
@@ -323,6 +365,7 @@ class Config:
         return cls(
             StoreConfig(url=url, **_fields(StoreConfig, got, session_ttl="default_ttl")),
             ManagerConfig(**_fields(ManagerConfig, got)),
+            ServerConfig(**_fields(ServerConfig, got)),
         )
 
     def session_defaults(self) -> SessionDefaults:

@@ -195,3 +195,10 @@ async def test_a_bad_session_id(limited: Store, call: Call) -> None:
 async def test_content_at_the_limit_is_accepted(limited: Store) -> None:
     out = await limited.append_messages("s", [user("x" * 64), user("é" * 32)])
     assert [m.seq for m in out] == [3, 4]
+
+
+@pytest.mark.parametrize("field", ["after_seq", "before_seq", "last", "limit"])
+async def test_a_seq_or_count_beyond_64_bits_is_refused(store: Store, field: str) -> None:
+    s = await store.create_session()
+    async with rejected(store, field):
+        await store.get_messages(s.id, **{field: 2**70})

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from chatkeep.config import SETTINGS, Config, ManagerConfig, StoreConfig, parse_duration
+from chatkeep.config import (
+    SETTINGS,
+    Config,
+    ManagerConfig,
+    ServerConfig,
+    StoreConfig,
+    parse_duration,
+)
 from chatkeep.core.models import Persistence
 from chatkeep.core.rules import SessionDefaults
 from chatkeep.core.validation import MAX_WINDOW
@@ -69,6 +76,12 @@ CASES = [
     ("CHATKEEP_BACKUP_INTERVAL", "10m", "manager.backup_interval", timedelta(minutes=10)),
     ("CHATKEEP_BACKUP_INTERVAL", "off", "manager.backup_interval", None),
     ("CHATKEEP_MAX_BACKUPS", "24", "manager.max_backups", 24),
+    ("CHATKEEP_HOST", "localhost", "server.host", "localhost"),
+    ("API_HOST", "::1", "server.host", "::1"),
+    ("API_HOST", " 127.0.0.2 ", "server.host", "127.0.0.2"),
+    ("CHATKEEP_PORT", "9000", "server.port", 9000),
+    ("API_PORT", "3001", "server.port", 3001),
+    ("CHATKEEP_MAX_REQUEST_BYTES", "64k", "server.max_request_bytes", 64 * 1024),
 ]
 
 
@@ -217,6 +230,35 @@ def test_session_defaults_and_limits_come_from_the_config() -> None:
     assert config.store.limits().max_content_bytes == 1024
 
 
+def test_server_defaults_bind_loopback_port_8000() -> None:
+    server = Config.from_env({}).server
+    assert (server.host, server.port) == ("127.0.0.1", 8000)
+    assert server.url == "http://127.0.0.1:8000"
+    assert server.max_request_bytes == 8 << 20
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+    ],
+)
+def test_which_hosts_are_loopback(host: str, loopback: bool) -> None:
+    assert ServerConfig(host=host).loopback is loopback
+
+
+def test_an_ipv6_url_has_brackets() -> None:
+    assert ServerConfig(host="::1", port=9).url == "http://[::1]:9"
+
+
 def test_the_dataclasses_can_be_built_directly() -> None:
     config = Config(StoreConfig(url="memory://"), ManagerConfig(max_sessions=3))
     assert config.store.url == "memory://"
@@ -249,6 +291,11 @@ BAD = [
     ("CHATKEEP_BACKUP_DIR", "\x7f\x02", "is not a directory path"),
     ("CHATKEEP_BACKUP_INTERVAL", "never", "is not a duration (seconds, or like 20m, 1h) or 'off'"),
     ("CHATKEEP_MAX_BACKUPS", "0", "is not an integer from 1 to 100000"),
+    ("CHATKEEP_HOST", "bad host", "is not a host name or an IP address"),
+    ("API_HOST", "-leading-dash", "is not a host name or an IP address"),
+    ("CHATKEEP_PORT", "0", "is not an integer from 1 to 65535"),
+    ("API_PORT", "70000", "is not an integer from 1 to 65535"),
+    ("CHATKEEP_MAX_REQUEST_BYTES", "0", "is not a size from 1 to"),
 ]
 
 

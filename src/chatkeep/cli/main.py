@@ -8,6 +8,7 @@ import typer
 from chatkeep.cli import sessions
 from chatkeep.cli.demo import demo
 from chatkeep.cli.maintenance import cleanup, migrate, stats
+from chatkeep.cli.serve import serve
 from chatkeep.cli.state import CliState, config_options
 from chatkeep.cli.transfer import export, import_
 
@@ -36,6 +37,7 @@ app.command()(cleanup)
 app.command()(stats)
 app.command()(migrate)
 app.command()(demo)
+app.command()(serve)
 
 
 def main() -> None:

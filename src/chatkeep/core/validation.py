@@ -225,10 +225,14 @@ def check_when(value: object, field: str) -> datetime:
     return value
 
 
+MAX_INT = 2**63 - 1
+"""The largest count, seq or version a store keeps (a signed 64-bit integer)."""
+
+
 def check_positive_int(value: object, field: str, *, allow_zero: bool = False) -> int:
     low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidInputError(field, f"must be an integer >= {low}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INT:
+        raise InvalidInputError(field, f"must be an integer from {low} to {MAX_INT}")
     return value
 
 

@@ -1,0 +1,81 @@
+"""The ASGI application: ``create_app(config)`` on the session manager."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chatkeep.config import Config
+from chatkeep.core.clock import Clock
+from chatkeep.core.models import Persistence
+from chatkeep.manager import SessionManager
+from chatkeep.server import errors, routes_admin, routes_messages, routes_sessions
+from chatkeep.server.middleware import BodyLimit, LastResort
+
+EPHEMERAL_URL = "memory://"
+
+
+def store_urls(config: Config) -> dict[Persistence, str]:
+    """The store of each persistence mode: ``durable`` (and the records of ``client``
+    sessions) in the configured store, ``none`` in this process's memory."""
+    url = config.store.url
+    return {Persistence.DURABLE: url, Persistence.CLIENT: url, Persistence.NONE: EPHEMERAL_URL}
+
+
+async def build_manager(config: Config, *, clock: Clock | None = None) -> SessionManager:
+    """A manager over the configured stores (it owns and closes them); not started."""
+    return await SessionManager.from_urls(
+        store_urls(config),
+        config.manager,
+        clock=clock,
+        defaults=config.session_defaults(),
+        limits=config.store.limits(),
+    )
+
+
+def create_app(config: Config, manager: SessionManager | None = None) -> FastAPI:
+    """The chatkeep server.
+
+    Given a ``manager``, the app uses it and leaves its lifecycle to the caller. Without
+    one, the app's lifespan builds one from ``config``, starts it, and closes it on
+    shutdown.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manager is not None:
+            yield
+            return
+        async with await build_manager(config) as owned:
+            app.state.manager = owned
+            try:
+                yield
+            finally:
+                del app.state.manager
+
+    app = FastAPI(
+        title="chatkeep",
+        summary="Chat and AI-agent sessions that survive restarts, devices and instances.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    if manager is not None:
+        app.state.manager = manager
+    app.state.config = config
+    errors.install(app)
+    app.add_middleware(BodyLimit, limit=config.server.max_request_bytes)
+    app.add_middleware(LastResort)
+    for module in (routes_sessions, routes_messages, routes_admin):
+        app.include_router(module.router)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chatkeep")
+    except PackageNotFoundError:
+        return "0"
