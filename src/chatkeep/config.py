@@ -35,6 +35,11 @@ DEFAULT_STORE_URL = f"sqlite:///{DEFAULT_DATA_DIR / DEFAULT_DATABASE_NAME}"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_REQUEST_BYTES = 8 << 20
+DEFAULT_WS_MAX_FRAME_BYTES = 2 << 20
+DEFAULT_WS_MAX_SESSIONS = 20
+DEFAULT_WS_SEND_RATE = 20
+DEFAULT_WS_SEND_BURST = 40
+DEFAULT_WS_IDLE_TIMEOUT = timedelta(seconds=60)
 
 
 class StoreType(enum.StrEnum):
@@ -295,6 +300,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", Host(), "The address the server binds to.", ("API_HOST",)),
     Setting("port", Integer(1, 65_535), "The port the server listens on.", ("API_PORT",)),
     Setting("max_request_bytes", Size(1 << 30), "The largest request body the server accepts."),
+    Setting(
+        "ws_max_frame_bytes",
+        Size(1 << 30),
+        "The largest WebSocket frame accepted; a larger one closes the connection.",
+    ),
+    Setting("ws_max_sessions", Integer(1, 100_000), "Sessions one WebSocket connection may join."),
+    Setting(
+        "ws_send_rate",
+        Integer(1, 1_000_000),
+        "Frames per second a WebSocket connection may send, on average.",
+    ),
+    Setting(
+        "ws_send_burst",
+        Integer(1, 1_000_000),
+        "Frames a WebSocket connection may send at once, above the rate.",
+    ),
+    Setting(
+        "ws_idle_timeout",
+        Duration(),
+        "A WebSocket connection that sends nothing for this long is closed.",
+    ),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -315,6 +341,11 @@ class ServerConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    ws_max_frame_bytes: int = DEFAULT_WS_MAX_FRAME_BYTES
+    ws_max_sessions: int = DEFAULT_WS_MAX_SESSIONS
+    ws_send_rate: int = DEFAULT_WS_SEND_RATE
+    ws_send_burst: int = DEFAULT_WS_SEND_BURST
+    ws_idle_timeout: timedelta = DEFAULT_WS_IDLE_TIMEOUT
 
     @property
     def url(self) -> str:

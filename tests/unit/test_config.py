@@ -82,6 +82,11 @@ CASES = [
     ("CHATKEEP_PORT", "9000", "server.port", 9000),
     ("API_PORT", "3001", "server.port", 3001),
     ("CHATKEEP_MAX_REQUEST_BYTES", "64k", "server.max_request_bytes", 64 * 1024),
+    ("CHATKEEP_WS_MAX_FRAME_BYTES", "16k", "server.ws_max_frame_bytes", 16 * 1024),
+    ("CHATKEEP_WS_MAX_SESSIONS", "3", "server.ws_max_sessions", 3),
+    ("CHATKEEP_WS_SEND_RATE", "5", "server.ws_send_rate", 5),
+    ("CHATKEEP_WS_SEND_BURST", "8", "server.ws_send_burst", 8),
+    ("CHATKEEP_WS_IDLE_TIMEOUT", "2m", "server.ws_idle_timeout", timedelta(minutes=2)),
 ]
 
 
@@ -296,6 +301,11 @@ BAD = [
     ("CHATKEEP_PORT", "0", "is not an integer from 1 to 65535"),
     ("API_PORT", "70000", "is not an integer from 1 to 65535"),
     ("CHATKEEP_MAX_REQUEST_BYTES", "0", "is not a size from 1 to"),
+    ("CHATKEEP_WS_MAX_FRAME_BYTES", "big", "is not a size from 1 to"),
+    ("CHATKEEP_WS_MAX_SESSIONS", "0", "is not an integer from 1 to 100000"),
+    ("CHATKEEP_WS_SEND_RATE", "fast", "is not an integer from 1 to 1000000"),
+    ("CHATKEEP_WS_SEND_BURST", "0", "is not an integer from 1 to 1000000"),
+    ("CHATKEEP_WS_IDLE_TIMEOUT", "0", "is not a duration (seconds, or like 20m, 1h)"),
 ]
 
 

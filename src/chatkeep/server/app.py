@@ -11,7 +11,7 @@ from chatkeep.config import Config
 from chatkeep.core.clock import Clock
 from chatkeep.core.models import Persistence
 from chatkeep.manager import SessionManager
-from chatkeep.server import errors, routes_admin, routes_messages, routes_sessions
+from chatkeep.server import errors, routes_admin, routes_messages, routes_sessions, ws
 from chatkeep.server.middleware import BodyLimit, LastResort
 
 EPHEMERAL_URL = "memory://"
@@ -67,7 +67,7 @@ def create_app(config: Config, manager: SessionManager | None = None) -> FastAPI
     errors.install(app)
     app.add_middleware(BodyLimit, limit=config.server.max_request_bytes)
     app.add_middleware(LastResort)
-    for module in (routes_sessions, routes_messages, routes_admin):
+    for module in (routes_sessions, routes_messages, routes_admin, ws):
         app.include_router(module.router)
     return app
 

@@ -46,6 +46,7 @@ class CloseCode:
     MESSAGE_TOO_BIG: Final = 1009
     BAD_REQUEST: Final = 4400
     NOT_FOUND: Final = 4404
+    REQUEST_TIMEOUT: Final = 4408
     CONFLICT: Final = 4409
     GONE: Final = 4410
 
