@@ -13,21 +13,33 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ipaddress
-import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from chatkeep.config_values import (
+    NUMBER,
+    ApiKeys,
+    Choice,
+    Directory,
+    Duration,
+    FileName,
+    Flag,
+    Host,
+    Integer,
+    Kind,
+    Secret,
+    Size,
+    StoreUrl,
+)
 from chatkeep.core.models import Persistence
 from chatkeep.core.rules import DEFAULT_MAX_MESSAGES, DEFAULT_TTL, SessionDefaults
 from chatkeep.core.validation import MAX_WINDOW, Limits
 from chatkeep.errors import ConfigurationError
 from chatkeep.manager.config import ManagerConfig
-from chatkeep.stores.registry import supported_schemes
 
 DEFAULT_DATA_DIR = Path("chatkeep-data")
 DEFAULT_DATABASE_NAME = "chatkeep.db"
@@ -50,182 +62,6 @@ class StoreType(enum.StrEnum):
     FILE = "file"
 
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-
-
-def parse_duration(value: object, *, allow_zero: bool = False) -> timedelta:
-    """``"1200"`` (seconds), ``"20m"``, ``"1h30m"``, ``"1d"``, a number or a timedelta.
-
-    Raises ``ValueError`` for anything else, and for durations that are not positive.
-    """
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = "".join(value.lower().split())
-        if _NUMBER.fullmatch(text):
-            seconds = float(text)
-        else:
-            parts = _DURATION_PART.findall(text)
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise ValueError(value)
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise ValueError(value)
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(value)
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(value) from None
-
-
-# -- the kinds of value a setting takes ------------------------------------------------
-# Each parses text (from the environment or the command line) or an already typed value,
-# raises ValueError when it cannot, and says what it accepts.
-
-
-class Kind(Protocol):
-    @property
-    def accepts(self) -> str:
-        """Completes the error message "'<value>' is not ..."."""
-        ...
-
-    @property
-    def metavar(self) -> str: ...
-
-    def parse(self, value: object) -> object: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Duration:
-    off: str | None = None
-    """A word that means "no duration" (parsed as ``None``), if the setting allows one."""
-    metavar: str = "DURATION"
-
-    @property
-    def accepts(self) -> str:
-        alternative = "" if self.off is None else f" or {self.off!r}"
-        return f"a duration (seconds, or like 20m, 1h){alternative}"
-
-    def parse(self, value: object) -> timedelta | None:
-        if self.off is not None and isinstance(value, str) and value.strip().lower() == self.off:
-            return None
-        return parse_duration(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Integer:
-    low: int
-    high: int
-    metavar: str = "N"
-
-    @property
-    def accepts(self) -> str:
-        return f"an integer from {self.low} to {self.high}"
-
-    def parse(self, value: object) -> int:
-        if isinstance(value, str) and re.fullmatch(r"\+?\d+", value.strip()):
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(value)
-        if not self.low <= value <= self.high:
-            raise ValueError(value)
-        return value
-
-
-@dataclass(frozen=True, slots=True)
-class Size:
-    """A number of bytes: ``"1048576"``, ``"512k"``, ``"1m"``, ``"1MiB"`` (powers of 1024)."""
-
-    high: int
-    metavar: str = "BYTES"
-
-    @property
-    def accepts(self) -> str:
-        return f"a size from 1 to {self.high} bytes (like 65536, 512k, 1m)"
-
-    def parse(self, value: object) -> int:
-        if isinstance(value, str):
-            found = re.fullmatch(r"(\d+)([kmg]?)(?:i?b)?", value.strip().lower())
-            if found is None:
-                raise ValueError(value)
-            value = int(found[1]) << (10 * " kmg".index(found[2] or " "))
-        return Integer(1, self.high).parse(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Choice:
-    kind: type[enum.StrEnum]
-
-    @property
-    def accepts(self) -> str:
-        return "one of: " + ", ".join(member.value for member in self.kind)
-
-    @property
-    def metavar(self) -> str:
-        return "|".join(member.value for member in self.kind)
-
-    def parse(self, value: object) -> enum.StrEnum:
-        if isinstance(value, self.kind):
-            return value
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return self.kind(value.strip().lower())
-
-
-class StoreUrl:
-    metavar = "URL"
-
-    @property
-    def accepts(self) -> str:
-        return "a store URL starting with " + ", ".join(f"{s}://" for s in supported_schemes())
-
-    def parse(self, value: object) -> str:
-        text = value.strip() if isinstance(value, str) else ""
-        scheme, sep, _ = text.partition("://")
-        if not sep or scheme.lower() not in supported_schemes():
-            raise ValueError(value)
-        return text
-
-
-class Directory:
-    metavar = "DIR"
-    accepts = "a directory path"
-
-    def parse(self, value: object) -> Path:
-        text = str(value).strip() if isinstance(value, str | os.PathLike) else ""
-        if not text or any(ord(ch) < 32 for ch in text):
-            raise ValueError(value)
-        return Path(text).expanduser()
-
-
-class FileName:
-    metavar = "NAME"
-    accepts = "a file name (without a directory)"
-
-    def parse(self, value: object) -> str:
-        text = value.strip() if isinstance(value, str) else ""
-        if not text or text in {".", ".."} or "/" in text or "\\" in text:
-            raise ValueError(value)
-        return text
-
-
-class Host:
-    metavar = "HOST"
-    accepts = "a host name or an IP address"
-    _NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*")
-
-    def parse(self, value: object) -> str:
-        text = value.strip() if isinstance(value, str) else ""
-        if self._NAME.fullmatch(text):
-            return text
-        return str(ipaddress.ip_address(text))
-
-
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One configuration value and the ways to give it."""
@@ -238,6 +74,8 @@ class Setting:
     flag: str | None = None
     millis: tuple[str, ...] = ()
     """Aliases whose plain numbers are milliseconds, as in the systems that use them."""
+    secret: bool = False
+    """Its value is never shown, not even in an error message."""
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -321,6 +159,23 @@ SETTINGS: tuple[Setting, ...] = (
         Duration(),
         "A WebSocket connection that sends nothing for this long is closed.",
     ),
+    Setting(
+        "api_keys",
+        ApiKeys(),
+        "API keys and their owners (key1:owner1,key2:owner2); turns authentication on.",
+        secret=True,
+    ),
+    Setting(
+        "token_secret",
+        Secret(),
+        "The secret that signs bearer tokens (chatkeep token); turns authentication on.",
+        secret=True,
+    ),
+    Setting(
+        "insecure_bind",
+        Flag(),
+        "Let chatkeep serve bind beyond loopback without authentication.",
+    ),
 )
 SETTINGS_BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -346,6 +201,14 @@ class ServerConfig:
     ws_send_rate: int = DEFAULT_WS_SEND_RATE
     ws_send_burst: int = DEFAULT_WS_SEND_BURST
     ws_idle_timeout: timedelta = DEFAULT_WS_IDLE_TIMEOUT
+    api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    token_secret: str | None = field(default=None, repr=False)
+    insecure_bind: bool = False
+
+    @property
+    def auth_enabled(self) -> bool:
+        """True when callers must authenticate (API keys or a token secret are set)."""
+        return bool(self.api_keys) or self.token_secret is not None
 
     @property
     def url(self) -> str:
@@ -422,13 +285,14 @@ def _source(setting: Setting, environ: Mapping[str, str], override: object) -> t
 
 
 def _parse(setting: Setting, source: str, raw: object) -> object:
-    if source in setting.millis and isinstance(raw, str) and _NUMBER.fullmatch(raw.strip()):
+    if source in setting.millis and isinstance(raw, str) and NUMBER.fullmatch(raw.strip()):
         raw = raw.strip() + "ms"
     try:
         return setting.kind.parse(raw)
     except ValueError:
         shown = raw if isinstance(raw, str) else str(raw)
-        raise ConfigurationError(source, f"{shown!r} is not {setting.kind.accepts}") from None
+        told = "the value (not shown)" if setting.secret else repr(shown)
+        raise ConfigurationError(source, f"{told} is not {setting.kind.accepts}") from None
 
 
 def _fields(kind: type, got: Mapping[str, Any], **renamed: str) -> dict[str, Any]:

@@ -14,14 +14,17 @@ from chatkeep.config import (
     ManagerConfig,
     ServerConfig,
     StoreConfig,
-    parse_duration,
 )
+from chatkeep.config_values import parse_duration
 from chatkeep.core.models import Persistence
 from chatkeep.core.rules import SessionDefaults
 from chatkeep.core.validation import MAX_WINDOW
 from chatkeep.errors import ConfigurationError
 
 H = timedelta(hours=1)
+KEY_A = "a" * 16
+KEY_B = "b-key-0123456789abcdef"
+SECRET = "s3cret-" * 4
 
 
 def value(config: Config, path: str) -> object:
@@ -87,6 +90,16 @@ CASES = [
     ("CHATKEEP_WS_SEND_RATE", "5", "server.ws_send_rate", 5),
     ("CHATKEEP_WS_SEND_BURST", "8", "server.ws_send_burst", 8),
     ("CHATKEEP_WS_IDLE_TIMEOUT", "2m", "server.ws_idle_timeout", timedelta(minutes=2)),
+    ("CHATKEEP_API_KEYS", f"{KEY_A}:alice", "server.api_keys", ((KEY_A, "alice"),)),
+    (
+        "CHATKEEP_API_KEYS",
+        f" {KEY_A}:alice , {KEY_B}:bob ",
+        "server.api_keys",
+        ((KEY_A, "alice"), (KEY_B, "bob")),
+    ),
+    ("CHATKEEP_TOKEN_SECRET", SECRET, "server.token_secret", SECRET),
+    ("CHATKEEP_INSECURE_BIND", "yes", "server.insecure_bind", True),
+    ("CHATKEEP_INSECURE_BIND", "False", "server.insecure_bind", False),
 ]
 
 
@@ -306,7 +319,15 @@ BAD = [
     ("CHATKEEP_WS_SEND_RATE", "fast", "is not an integer from 1 to 1000000"),
     ("CHATKEEP_WS_SEND_BURST", "0", "is not an integer from 1 to 1000000"),
     ("CHATKEEP_WS_IDLE_TIMEOUT", "0", "is not a duration (seconds, or like 20m, 1h)"),
+    ("CHATKEEP_API_KEYS", "short:alice", "is not key:owner pairs separated by commas"),
+    ("CHATKEEP_API_KEYS", KEY_A, "is not key:owner pairs"),
+    ("CHATKEEP_API_KEYS", f"{KEY_A}:", "is not key:owner pairs"),
+    ("CHATKEEP_API_KEYS", f"{KEY_A}:alice,{KEY_A}:bob", "is not key:owner pairs"),
+    ("CHATKEEP_API_KEYS", f"{KEY_A}:al ice", "is not key:owner pairs"),
+    ("CHATKEEP_TOKEN_SECRET", "too-short", "is not a secret of at least 16 characters"),
+    ("CHATKEEP_INSECURE_BIND", "maybe", "is not true or false"),
 ]
+SECRET_SETTINGS = {s.env_names[0] for s in SETTINGS if s.secret}
 
 
 @pytest.mark.parametrize(("variable", "text", "reason"), BAD)
@@ -316,7 +337,10 @@ def test_a_bad_value_gives_one_line_naming_the_variable(
     with pytest.raises(ConfigurationError) as caught:
         Config.from_env({variable: text})
     message = str(caught.value)
-    assert message.startswith(f"{variable}: {text!r} {reason}")
+    shown = "the value (not shown)" if variable in SECRET_SETTINGS else repr(text)
+    assert message.startswith(f"{variable}: {shown} {reason}")
+    if variable in SECRET_SETTINGS:
+        assert text not in message
     assert "\n" not in message
     assert caught.value.name == variable
 
@@ -341,3 +365,25 @@ def test_option_names_follow_the_setting_names() -> None:
     assert options["session_ttl"] == "--session-ttl"
     assert options["max_backups"] == "--max-backups"
     assert len(set(options.values())) == len(options)
+
+
+def test_secret_settings_are_the_credentials() -> None:
+    assert {"CHATKEEP_API_KEYS", "CHATKEEP_TOKEN_SECRET"} == SECRET_SETTINGS
+
+
+def test_auth_is_on_with_keys_or_a_secret_and_credentials_stay_out_of_repr() -> None:
+    assert not Config.from_env({}).server.auth_enabled
+    keyed = Config.from_env({"CHATKEEP_API_KEYS": f"{KEY_A}:alice"}).server
+    signed = Config.from_env({"CHATKEEP_TOKEN_SECRET": SECRET}).server
+    assert keyed.auth_enabled
+    assert signed.auth_enabled
+    assert KEY_A not in repr(keyed)
+    assert SECRET not in repr(signed)
+
+
+def test_typed_api_keys_are_validated_like_text() -> None:
+    config = Config.from_env({}, api_keys=((KEY_A, "alice"),), insecure_bind=True)
+    assert config.server.api_keys == ((KEY_A, "alice"),)
+    assert config.server.insecure_bind is True
+    with pytest.raises(ConfigurationError, match=r"^api_keys: the value \(not shown\)"):
+        Config.from_env({}, api_keys=(("short", "alice"),))

@@ -10,6 +10,7 @@ from chatkeep.cli.demo import demo
 from chatkeep.cli.maintenance import cleanup, migrate, stats
 from chatkeep.cli.serve import serve
 from chatkeep.cli.state import CliState, config_options
+from chatkeep.cli.token import token
 from chatkeep.cli.transfer import export, import_
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.command()(stats)
 app.command()(migrate)
 app.command()(demo)
 app.command()(serve)
+app.command()(token)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import typer
 
 from chatkeep.cli.render import console, json_line, stats_json, stats_table
 from chatkeep.cli.state import with_store
-from chatkeep.config import parse_duration
+from chatkeep.config_values import parse_duration
 from chatkeep.stores import HealthReport, Store, StoreStats
 
 

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatkeep.config import Config
-from chatkeep.core.clock import Clock
+from chatkeep.core.clock import Clock, SystemClock
 from chatkeep.core.models import Persistence
 from chatkeep.manager import SessionManager
 from chatkeep.server import errors, routes_admin, routes_messages, routes_sessions, ws
+from chatkeep.server.auth import Authenticator
+from chatkeep.server.gate import AuthGate
 from chatkeep.server.middleware import BodyLimit, LastResort
 
 EPHEMERAL_URL = "memory://"
@@ -40,7 +42,8 @@ def create_app(config: Config, manager: SessionManager | None = None) -> FastAPI
 
     Given a ``manager``, the app uses it and leaves its lifecycle to the caller. Without
     one, the app's lifespan builds one from ``config``, starts it, and closes it on
-    shutdown.
+    shutdown. With API keys or a token secret in ``config.server``, every request outside
+    the open paths must authenticate (see :mod:`chatkeep.server.auth`).
     """
 
     @asynccontextmanager
@@ -66,6 +69,8 @@ def create_app(config: Config, manager: SessionManager | None = None) -> FastAPI
     app.state.config = config
     errors.install(app)
     app.add_middleware(BodyLimit, limit=config.server.max_request_bytes)
+    clock = manager.clock if manager is not None else SystemClock()
+    app.add_middleware(AuthGate, authenticator=Authenticator(config.server, clock))
     app.add_middleware(LastResort)
     for module in (routes_sessions, routes_messages, routes_admin, ws):
         app.include_router(module.router)

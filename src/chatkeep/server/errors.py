@@ -33,6 +33,7 @@ from chatkeep.errors import (
     TransactionConflictError,
     VersionConflictError,
 )
+from chatkeep.server.auth import ForbiddenError, UnauthorizedError
 from chatkeep.server.wire import ErrorEnvelope
 
 logger = logging.getLogger("chatkeep.server")
@@ -45,6 +46,8 @@ class CloseCode:
     TRY_AGAIN_LATER: Final = 1013
     MESSAGE_TOO_BIG: Final = 1009
     BAD_REQUEST: Final = 4400
+    UNAUTHORIZED: Final = 4401
+    FORBIDDEN: Final = 4403
     NOT_FOUND: Final = 4404
     REQUEST_TIMEOUT: Final = 4408
     CONFLICT: Final = 4409
@@ -75,6 +78,12 @@ ERRORS: Mapping[type[Exception], ErrorSpec] = {
 }
 """Looked up along the exception's class hierarchy: the most specific class wins."""
 
+SERVER_ERRORS: Mapping[type[Exception], ErrorSpec] = {
+    UnauthorizedError: ErrorSpec(401, "unauthorized", CloseCode.UNAUTHORIZED),
+    ForbiddenError: ErrorSpec(403, "forbidden", CloseCode.FORBIDDEN),
+}
+"""The errors only the server raises (authentication); looked up before :data:`ERRORS`."""
+
 INTERNAL = ErrorSpec(500, "internal_error", CloseCode.INTERNAL_ERROR)
 INTERNAL_MESSAGE = "internal server error"
 
@@ -94,6 +103,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorEnvelope, "description": description}
     for status, description in {
         400: "Bad input (`invalid_input`, `invalid_json`)",
+        401: "Authentication is on and the credentials are missing or not valid (`unauthorized`)",
+        403: "The caller may not do this (`forbidden`)",
         404: "No such session (`session_not_found`)",
         409: "Conflict (`session_exists`, `version_conflict`, `immutable_setting`)",
         410: "The session has expired (`session_expired`)",
@@ -107,7 +118,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 def spec_for(exc: BaseException) -> ErrorSpec:
     for kind in type(exc).__mro__:
-        found = ERRORS.get(kind)
+        found = SERVER_ERRORS.get(kind) or ERRORS.get(kind)
         if found is not None:
             return found
     return INTERNAL

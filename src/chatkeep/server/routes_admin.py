@@ -13,7 +13,7 @@ from chatkeep.core.models import Persistence
 from chatkeep.core.query import MAX_PAGE
 from chatkeep.errors import ChatkeepError
 from chatkeep.manager import SessionManager
-from chatkeep.server.deps import CallerDep, Manager, configured_mode
+from chatkeep.server.deps import CallerDep, Manager, configured_mode, refuse_when_authenticated
 from chatkeep.server.errors import ERROR_RESPONSES, error_response
 from chatkeep.server.wire import Envelope, MessageOut, SessionOut, Wire, message_out, session_out
 from chatkeep.stores.base import Store
@@ -93,9 +93,12 @@ async def search(
     include_expired: Annotated[bool, Query(alias="includeExpired")] = False,
 ) -> Envelope[SearchResults]:
     """Sessions with a message (or metadata) holding every word of `q`, most recently
-    active first."""
+    active first. With authentication on, only the caller's own sessions are searched."""
     hits = await manager.search_sessions(
-        q, owner=caller.owner or owner, limit=limit, include_expired=include_expired
+        q,
+        owner=caller.owner if caller.authenticated else owner,
+        limit=limit,
+        include_expired=include_expired,
     )
     results = [
         Hit(session=session_out(h.session), messages=[message_out(m) for m in h.messages])
@@ -105,7 +108,9 @@ async def search(
 
 
 @router.get("/api/stats", tags=["admin"], responses=ERROR_RESPONSES, response_model=Envelope[Stats])
-async def stats(manager: Manager) -> Envelope[Stats]:
+async def stats(manager: Manager, caller: CallerDep) -> Envelope[Stats]:
+    """Counts over every owner's sessions: 403 `forbidden` when authentication is on."""
+    refuse_when_authenticated(caller, "/api/stats")
     by_mode = await manager.stats()
     stores = {
         mode: StoreStatsOut(
@@ -146,8 +151,14 @@ async def get_settings(manager: Manager) -> Envelope[SettingsOut]:
 @router.put(
     "/api/settings", tags=["admin"], responses=ERROR_RESPONSES, response_model=Envelope[SettingsOut]
 )
-async def put_settings(body: SettingsIn, manager: Manager) -> Envelope[SettingsOut]:
-    """Change the global default persistence mode. It applies to new sessions only."""
+async def put_settings(
+    body: SettingsIn, manager: Manager, caller: CallerDep
+) -> Envelope[SettingsOut]:
+    """Change the global default persistence mode. It applies to new sessions only.
+
+    The default is shared by every owner: with authentication on this is 403 `forbidden`
+    (set `CHATKEEP_DEFAULT_PERSISTENCE` instead)."""
+    refuse_when_authenticated(caller, "changing the default persistence mode")
     configured_mode(manager, body.default_persistence, "defaultPersistence")
     manager.set_default_persistence(body.default_persistence)
     return _settings(manager)

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from chatkeep.core.models import Message, Persistence, Session
 from chatkeep.manager import SessionManager
-from chatkeep.server.deps import Manager
+from chatkeep.server.deps import CallerDep, Manager, guard, owned
 from chatkeep.server.errors import ERROR_RESPONSES
 from chatkeep.server.wire import (
     MAX_INT,
@@ -73,7 +73,8 @@ async def _history(manager: SessionManager, session: Session) -> list[Message]:
     summary="Load a session: record activity and return its history",
     response_model=Envelope[Loaded],
 )
-async def load_session(session_id: str, manager: Manager) -> Envelope[Loaded]:
+async def load_session(session_id: str, manager: Manager, caller: CallerDep) -> Envelope[Loaded]:
+    await guard(manager, caller, session_id)
     session = await manager.touch(session_id)
     history = await _history(manager, session)
     return Envelope(
@@ -92,8 +93,8 @@ async def load_session(session_id: str, manager: Manager) -> Envelope[Loaded]:
     summary="A session's whole stored history",
     response_model=Envelope[History],
 )
-async def get_history(session_id: str, manager: Manager) -> Envelope[History]:
-    session = await manager.get_session(session_id)
+async def get_history(session_id: str, manager: Manager, caller: CallerDep) -> Envelope[History]:
+    session = await owned(manager, caller, session_id)
     history = [message_out(m) for m in await _history(manager, session)]
     return Envelope(
         data=History(
@@ -118,6 +119,7 @@ async def get_history(session_id: str, manager: Manager) -> Envelope[History]:
 async def get_messages(
     session_id: str,
     manager: Manager,
+    caller: CallerDep,
     after_seq: Annotated[int | None, Query(alias="afterSeq", ge=0, le=MAX_INT)] = None,
     before_seq: Annotated[int | None, Query(alias="beforeSeq", ge=1, le=MAX_INT)] = None,
     last: Annotated[int | None, Query(ge=1, le=MAX_INT, description="Only the newest N.")] = None,
@@ -125,6 +127,7 @@ async def get_messages(
 ) -> Envelope[MessagePage]:
     """Messages in seq order: those after `afterSeq` and before `beforeSeq`, the newest
     `last` of them, at most `limit`."""
+    await guard(manager, caller, session_id)
     messages = await manager.get_messages(
         session_id, last=last, after_seq=after_seq, before_seq=before_seq, limit=limit
     )
@@ -141,9 +144,11 @@ async def get_messages(
 async def append_messages(
     session_id: str,
     manager: Manager,
+    caller: CallerDep,
     body: Annotated[MessageIn | Annotated[list[MessageIn], Field(min_length=1)], Body()],
 ) -> Envelope[Stored]:
     """All or none: either every message is stored, or none is. Answered once stored."""
+    await guard(manager, caller, session_id)
     sent = body if isinstance(body, list) else [body]
     result = await manager.append(session_id, [m.new_message() for m in sent])
     session = result.session

@@ -13,7 +13,7 @@ from chatkeep.core.models import JSON, Persistence
 from chatkeep.core.query import MAX_PAGE, SessionFilter
 from chatkeep.errors import InvalidInputError, SessionNotFoundError
 from chatkeep.manager import SessionOptions
-from chatkeep.server.deps import CallerDep, Manager, configured_mode
+from chatkeep.server.deps import CallerDep, Manager, configured_mode, guard, own_owner, owned
 from chatkeep.server.errors import ERROR_RESPONSES
 from chatkeep.server.wire import MAX_INT, Envelope, SessionOut, Wire, session_out
 
@@ -99,9 +99,9 @@ async def list_sessions(
 ) -> Envelope[SessionList]:
     """Filters combine (all must hold). `metadata.<key>=<value>` parameters match a
     metadata key; the value is read as JSON when it is JSON (`3`, `true`, `"3"`), else
-    as text."""
+    as text. With authentication on, only the caller's own sessions are listed."""
     flt = SessionFilter(
-        owner=caller.owner or owner,
+        owner=caller.owner if caller.authenticated else owner,
         device_id=device_id,
         tags=frozenset(tag or ()),
         metadata=metadata_filter(request),
@@ -139,10 +139,11 @@ def metadata_filter(request: Request) -> dict[str, JSON]:
 async def create_session(
     body: NewSession, response: Response, manager: Manager, caller: CallerDep
 ) -> Envelope[SessionOut]:
+    """With authentication on, the session belongs to the caller (another `owner` is 403)."""
     configured_mode(manager, body.persistence, "persistence")
     options = SessionOptions(
         id=body.id,
-        owner=caller.owner or body.owner,
+        owner=own_owner(caller, body.owner),
         device_id=body.device_id,
         persistence=body.persistence,
         metadata=body.metadata,
@@ -160,9 +161,9 @@ async def create_session(
 
 @router.get("/{session_id}", summary="Read a session", response_model=Envelope[SessionOut])
 async def get_session(
-    session_id: str, response: Response, manager: Manager
+    session_id: str, response: Response, manager: Manager, caller: CallerDep
 ) -> Envelope[SessionOut]:
-    session = await manager.get_session(session_id)
+    session = await owned(manager, caller, session_id)
     response.headers["ETag"] = etag(session.version)
     return Envelope(data=session_out(session))
 
@@ -173,22 +174,27 @@ async def update_session(
     body: SessionChanges,
     response: Response,
     manager: Manager,
+    caller: CallerDep,
     if_match: Annotated[str | None, Header(description='The version, as in the ETag: "3".')] = None,
 ) -> Envelope[SessionOut]:
     """Optimistic locking: give the version last read as `If-Match` or `expectedVersion`;
     409 `version_conflict` if it changed since. Changing `persistence` is 409
-    `immutable_setting`."""
+    `immutable_setting`. With authentication on, `owner` can only be the caller."""
     expected = expected_version(if_match, body.expected_version)
+    await guard(manager, caller, session_id)
     changes = {
         name: getattr(body, name) for name in body.model_fields_set if name != "expected_version"
     }
+    if "owner" in changes:
+        changes["owner"] = own_owner(caller, body.owner)
     session = await manager.update_session(session_id, changes, expected)
     response.headers["ETag"] = etag(session.version)
     return Envelope(data=session_out(session))
 
 
 @router.delete("/{session_id}", summary="Delete a session", response_model=Envelope[Deleted])
-async def delete_session(session_id: str, manager: Manager) -> Envelope[Deleted]:
+async def delete_session(session_id: str, manager: Manager, caller: CallerDep) -> Envelope[Deleted]:
+    await guard(manager, caller, session_id)
     if not await manager.delete_session(session_id):
         raise SessionNotFoundError(session_id)
     return Envelope(data=Deleted(session_id=session_id, deleted=True))

@@ -26,7 +26,10 @@ from chatkeep.core.ids import check_id, new_id
 from chatkeep.core.models import NewMessage, Persistence, Session
 from chatkeep.errors import ChatkeepError, SessionExistsError, SessionNotFoundError
 from chatkeep.manager import SessionManager
+from chatkeep.server.auth import Caller
+from chatkeep.server.deps import guard
 from chatkeep.server.errors import INTERNAL_MESSAGE, CloseCode, spec_for
+from chatkeep.server.gate import caller_in
 from chatkeep.server.rooms import Rooms
 from chatkeep.server.ws_wire import (
     PONG,
@@ -104,11 +107,15 @@ _GONE: Final = _Close(0, "the client went away")
 
 
 class Connection:
-    """One client's WebSocket: its joined sessions, its send budget, its outgoing queue."""
+    """One client's WebSocket: its caller, its joined sessions, its send budget, its
+    outgoing queue. It can join only the sessions its caller may see."""
 
-    def __init__(self, websocket: WebSocket, manager: SessionManager, limits: ServerConfig):
+    def __init__(
+        self, websocket: WebSocket, manager: SessionManager, limits: ServerConfig, caller: Caller
+    ):
         self.state = State.CONNECTING
         self._ws = websocket
+        self._caller = caller
         self._manager = manager
         self._rooms = Rooms.of(websocket.app.state, manager)
         self._limits = limits
@@ -285,15 +292,19 @@ class Connection:
             self.deliver(sid, seq, received)
 
     async def _open(self, session_id: str, *, create: bool) -> tuple[Session, bool]:
-        """The session, touched (a join is activity); created first if asked and missing."""
+        """The session, touched (a join is activity); created first if asked and missing.
+        Another owner's session is "not found", created or not."""
         try:
+            await guard(self._manager, self._caller, session_id)
             return await self._manager.touch(session_id), False
         except SessionNotFoundError:
             if not create:
                 raise
         try:
-            return await self._manager.create_session(id=session_id), True
+            owner = self._caller.owner
+            return await self._manager.create_session(id=session_id, owner=owner), True
         except SessionExistsError:
+            await guard(self._manager, self._caller, session_id)
             return await self._manager.touch(session_id), False
 
     async def _send(self, frame: Send) -> None:
@@ -353,17 +364,23 @@ def _limits(websocket: WebSocket) -> ServerConfig:
     return limits
 
 
+def _connection(websocket: WebSocket) -> Connection:
+    return Connection(
+        websocket, _manager(websocket), _limits(websocket), caller_in(websocket.scope)
+    )
+
+
 @router.websocket("/ws")
 async def ws(websocket: WebSocket) -> None:
     """Join sessions, send messages, get them live: see docs/server.md."""
-    await Connection(websocket, _manager(websocket), _limits(websocket)).run()
+    await _connection(websocket).run()
 
 
 @router.websocket("/ws/chat/")
 async def ws_chat(websocket: WebSocket) -> None:
     """Like ``/ws``, joined at once to ``?session=<id>`` (created if missing), from
     ``&lastSeq=<n>`` when given."""
-    connection = Connection(websocket, _manager(websocket), _limits(websocket))
+    connection = _connection(websocket)
     session_id = websocket.query_params.get("session")
     first: Join | FrameError | None = None
     if session_id:
