@@ -28,6 +28,9 @@ SESSION_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/api/sessions/{id}/messages", None),
     ("POST", "/api/sessions/{id}/messages", {"role": "user", "content": "from bob"}),
     ("GET", "/chat/api/sessions/{id}/messages/", None),
+    ("GET", "/api/sessions/{id}/lock", None),
+    ("PUT", "/api/sessions/{id}/lock", {"agent": "scheduling", "ttl": 60}),
+    ("DELETE", "/api/sessions/{id}/lock", None),
 ]
 
 

@@ -11,9 +11,18 @@ from chatkeep.config import Config
 from chatkeep.core.clock import Clock, SystemClock
 from chatkeep.core.models import Persistence
 from chatkeep.manager import SessionManager
-from chatkeep.server import errors, routes_admin, routes_messages, routes_sessions, ws
+from chatkeep.server import (
+    errors,
+    routes_admin,
+    routes_bulk,
+    routes_devices,
+    routes_messages,
+    routes_sessions,
+    ws,
+)
 from chatkeep.server.auth import Authenticator
 from chatkeep.server.gate import AuthGate
+from chatkeep.server.metrics_http import install as install_metrics
 from chatkeep.server.middleware import BodyLimit, LastResort
 
 EPHEMERAL_URL = "memory://"
@@ -72,7 +81,8 @@ def create_app(config: Config, manager: SessionManager | None = None) -> FastAPI
     clock = manager.clock if manager is not None else SystemClock()
     app.add_middleware(AuthGate, authenticator=Authenticator(config.server, clock))
     app.add_middleware(LastResort)
-    for module in (routes_sessions, routes_messages, routes_admin, ws):
+    install_metrics(app)
+    for module in (routes_sessions, routes_bulk, routes_devices, routes_messages, routes_admin, ws):
         app.include_router(module.router)
     return app
 
