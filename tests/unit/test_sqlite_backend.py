@@ -26,7 +26,8 @@ from chatkeep import (
 )
 from chatkeep.core.models import JSON
 from chatkeep.core.query import Cursor, SortField, matches, search_terms, sort_value, words
-from chatkeep.stores.sqlite import SCHEMA_VERSION, SqliteBackend
+from chatkeep.stores.sqlite import SqliteBackend
+from chatkeep.stores.sqlite_setup import SCHEMA_VERSION
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 DEVICES = ("0b6f5a8e-9f5e-4c53-9a1e-3c1a3c2b7d10", "7d3c1e52-2a71-4f0e-8f5e-2b5d0f7c9a11")

@@ -1,0 +1,110 @@
+"""Opening an SQLite store: its URL options, the connection settings, and the schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chatkeep.errors import ConfigurationError, StoreUnavailableError
+from chatkeep.stores import sqlite_query as q
+from chatkeep.stores.sql import load
+
+SCHEMA_VERSION = 1
+_SYNCHRONOUS = ("full", "normal")
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteOptions:
+    """The URL query options of ``sqlite:///path.db?...``."""
+
+    synchronous: str = "full"
+    busy_timeout_ms: int = 5000
+    cache_sessions: int = 1024
+    cache_messages: int = 100
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> SqliteOptions:
+        known = ("synchronous", "busy_timeout", "cache_sessions", "cache_messages")
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigurationError(
+                unknown[0], f"is not an option of sqlite:// (known: {', '.join(known)})"
+            )
+        synchronous = options.get("synchronous", "full").lower()
+        if synchronous not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                "synchronous", f"{options['synchronous']!r} is not one of: full, normal"
+            )
+        return cls(
+            synchronous,
+            _count(options, "busy_timeout", 5000, "a number of milliseconds"),
+            _count(options, "cache_sessions", 1024, "a number of sessions"),
+            _count(options, "cache_messages", 100, "a number of messages"),
+        )
+
+
+def _count(options: Mapping[str, str], name: str, default: int, what: str) -> int:
+    text = options.get(name)
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise ConfigurationError(name, f"{text!r} is not {what}")
+    return int(text)
+
+
+def connect(path: str, options: SqliteOptions) -> sqlite3.Connection:
+    """A connection that issues its own BEGIN/COMMIT and may move between threads
+    (each one is used by one thread at a time)."""
+    return sqlite3.connect(
+        path,
+        timeout=options.busy_timeout_ms / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=256,
+    )
+
+
+def prepare(conn: sqlite3.Connection, path: str, options: SqliteOptions) -> None:
+    """Set the connection up and bring the schema to :data:`SCHEMA_VERSION`."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal" and path != ":memory:":
+        raise StoreUnavailableError(f"SQLite database {path}: cannot use WAL mode (got {mode!r})")
+    conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreUnavailableError(
+            f"SQLite database {path} has schema version {version}; this chatkeep knows "
+            f"versions up to {SCHEMA_VERSION} (upgrade chatkeep to open it)"
+        )
+    if version < SCHEMA_VERSION:
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {load('sqlite_schema.sql')}"
+                f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreUnavailableError(
+                f"SQLite database {path}: cannot create the chatkeep schema ({exc})"
+            ) from exc
+    _check_schema(conn, path)
+
+
+def _check_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a file whose tables, indexes or triggers are not the ones the backend uses."""
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema")}
+    problem = ", ".join(sorted(q.SCHEMA_OBJECTS - names))
+    if problem:
+        problem = f"missing {problem}"
+    for table, probe in q.PROBE.items():
+        try:
+            conn.execute(probe).fetchall()
+        except sqlite3.OperationalError as exc:
+            problem = problem or f"table {table}: {exc}"
+    if problem:
+        raise StoreUnavailableError(
+            f"SQLite database {path} does not have the chatkeep schema ({problem})"
+        )
