@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import socket
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
+import listing_reference
 import pytest
+from listing_reference import NOW, SORTS, make_session, reference
 
 import chatkeep
 from chatkeep import (
     ConfigurationError,
     Message,
     NewMessage,
-    Persistence,
     Role,
     Session,
     SessionExistsError,
@@ -32,7 +32,7 @@ from chatkeep import (
     StoreUnavailableError,
 )
 from chatkeep.core.models import JSON
-from chatkeep.core.query import Cursor, SortField, matches, search_terms, sort_value, words
+from chatkeep.core.query import Cursor, search_terms, sort_value, words
 from chatkeep.stores import postgres
 from chatkeep.stores import postgres_query as q
 from chatkeep.stores.postgres import PostgresBackend
@@ -41,8 +41,6 @@ from chatkeep.stores.sql.postgres import latest, quote_ident
 from chatkeep.stores.urls import masked
 
 BASE = os.environ.get("CHATKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-NOW = datetime(2030, 1, 1, tzinfo=UTC)
-DEVICES = ("0b6f5a8e-9f5e-4c53-9a1e-3c1a3c2b7d10", "7d3c1e52-2a71-4f0e-8f5e-2b5d0f7c9a11")
 History = list[tuple[Session, list[Message]]]
 
 
@@ -289,19 +287,6 @@ async def test_writers_in_two_pools_never_share_a_seq(schemas: list[str]) -> Non
 
 
 # -- listing: the SQL must answer as core.query.matches -----------------------------
-def make_session(sid: str, *, minutes: int = 0, **fields: object) -> Session:
-    at = NOW + timedelta(minutes=minutes)
-    values: dict[str, object] = {
-        "id": sid, "owner": None, "device_id": None, "persistence": Persistence.DURABLE,
-        "created_at": at, "updated_at": at, "last_activity_at": at,
-        "expires_at": at + timedelta(hours=1), "ttl": timedelta(hours=1),
-        "max_messages": 100, "metadata": {}, "tags": frozenset(), "version": 1,
-        "message_count": 0, "last_seq": 0,
-    }  # fmt: skip
-    values.update(fields)
-    return Session(**values)  # type: ignore[arg-type]
-
-
 def make_message(sid: str, seq: int, content: str, **metadata: JSON) -> Message:
     return Message(f"{sid}-m{seq}", sid, seq, Role.USER, content, None, NOW, dict(metadata))
 
@@ -321,67 +306,16 @@ METADATA_VALUES: list[JSON] = [
 
 
 def varied_sessions(count: int = 60) -> list[Session]:
-    rnd = random.Random(7)
-    out = []
-    for i in range(count):
-        metadata: dict[str, JSON] = {}
-        if rnd.random() < 0.85:
-            metadata["n"] = rnd.choice(METADATA_VALUES)
-        if rnd.random() < 0.5:
-            metadata["k"] = rnd.choice(["v", "w"])
-        if rnd.random() < 0.2:
-            metadata['q"k'] = 1
-        created = rnd.randrange(0, 12) * 5
-        active = created + rnd.randrange(0, 4) * 5
-        expires = rnd.choice([None, -30, 30, 300])
-        count_ = rnd.choice([0, 0, 3])
-        out.append(
-            make_session(
-                f"{rnd.choice('aAbB_')}{i:02d}",
-                minutes=created,
-                owner=rnd.choice([None, "alice", "bob"]),
-                device_id=rnd.choice([None, *DEVICES]),
-                last_activity_at=NOW + timedelta(minutes=active),
-                updated_at=NOW + timedelta(minutes=active + rnd.randrange(0, 2)),
-                expires_at=None if expires is None else NOW + timedelta(minutes=expires),
-                metadata=metadata,
-                tags=frozenset(t for t in "abc" if rnd.random() < 0.4),
-                message_count=count_,
-                last_seq=count_,
-            )
-        )
-    return out
+    return listing_reference.varied_sessions(
+        METADATA_VALUES,
+        count=count,
+        metadata_chance=0.85,
+        name=lambda rnd, i: f"{rnd.choice('aAbB_')}{i:02d}",
+    )
 
 
 def filters() -> list[SessionFilter]:
-    at = NOW + timedelta(minutes=25)
-    out = [
-        SessionFilter(),
-        SessionFilter(include_expired=True),
-        SessionFilter(owner="alice"),
-        SessionFilter(device_id=DEVICES[0], include_expired=True),
-        SessionFilter(tags=frozenset({"a"})),
-        SessionFilter(tags=frozenset({"a", "b"}), include_expired=True),
-        SessionFilter(metadata={"n": 1, "k": "v"}, include_expired=True),
-        SessionFilter(metadata={'q"k': True}, include_expired=True),
-        SessionFilter(metadata={"absent": None}, include_expired=True),
-        SessionFilter(created_after=at, include_expired=True),
-        SessionFilter(created_before=at, include_expired=True),
-        SessionFilter(active_after=at, active_before=at + timedelta(minutes=20)),
-        SessionFilter(has_messages=True, include_expired=True),
-        SessionFilter(has_messages=False, owner="bob"),
-    ]
-    out += [SessionFilter(metadata={"n": v}, include_expired=True) for v in METADATA_VALUES]
-    return out
-
-
-SORTS = [SessionSort(f, d) for f in SortField for d in (True, False)]
-
-
-def reference(sessions: Sequence[Session], flt: SessionFilter, sort: SessionSort) -> list[str]:
-    chosen = [s for s in sessions if matches(s, flt, NOW)]
-    chosen.sort(key=lambda s: (sort_value(s, sort), s.id), reverse=sort.descending)
-    return [s.id for s in chosen]
+    return listing_reference.filters(METADATA_VALUES)
 
 
 @pytest.mark.parametrize("write", [False, True], ids=["read", "write"])
