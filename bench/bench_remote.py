@@ -2,7 +2,7 @@
 then read the last 20.
 
     python bench/bench_remote.py [--backend postgresql|redis|all] [--sessions N]
-                                 [--messages M] [--quick]
+                                 [--messages M] [--quick] [--options K=V&...]
 
 Servers: ``CHATKEEP_TEST_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test)
 and ``CHATKEEP_TEST_REDIS_URL`` (default redis://127.0.0.1:6379/0). Every repetition
@@ -203,9 +203,14 @@ async def store_read(store: chatkeep.Store, sid: str, _: int = 0) -> None:
     await store.get_messages(sid, last=READ_LAST)
 
 
-async def repetition(backend: str, base: str, sessions: int, messages: int) -> Timings:
+async def repetition(
+    backend: str, base: str, sessions: int, messages: int, options: str
+) -> Timings:
     appends, reads = Calls(), Calls()
-    async with namespace(backend, base) as (url, raw), chatkeep.open_store(url) as store:
+    async with (
+        namespace(backend, base, options) as (url, raw),
+        chatkeep.open_store(url) as store,
+    ):
         ids = [(await store.create_session(owner="bench")).id for _ in range(sessions)]
         for seq in range(1, messages + 1):
             for sid in ids:
@@ -304,11 +309,12 @@ def pool_connections(pool: Any) -> list[Any]:
     return [holder._con for holder in pool._holders if holder._con is not None]
 
 
-async def profile(backend: str, base: str, sessions: int) -> tuple[Profile, Trips]:
+async def profile(backend: str, base: str, sessions: int, options: str) -> tuple[Profile, Trips]:
     """Per call: round trips, statements or commands, microseconds in the driver's
     network calls (waiting for the server included), microseconds in all."""
     found: dict[str, list[float]] = {}
-    options = "pool_min=1&pool_max=1" if backend == "postgresql" else ""
+    if backend == "postgresql":
+        options = "&".join(filter(None, ("pool_min=1&pool_max=1", options)))
     async with AsyncExitStack() as stack:
         url, raw = await stack.enter_async_context(namespace(backend, base, options))
         store = await stack.enter_async_context(chatkeep.open_store(url))
@@ -441,13 +447,15 @@ def report_profile(rows: Profile, tracer: Trips) -> None:
             print(", ".join(f"{s} {n / calls:.1f} x {t / n * 1e6:,.0f}" for s, (n, t) in found))
 
 
-async def bench(backend: str, sessions: int, messages: int) -> None:
+async def bench(backend: str, sessions: int, messages: int, options: str) -> None:
     env, default = URLS[backend]
     base = os.environ.get(env, default)
     version = await server_version(backend, base)
-    runs = [await repetition(backend, base, sessions, messages) for _ in range(REPEAT)]
+    runs = [await repetition(backend, base, sessions, messages, options) for _ in range(REPEAT)]
     report(backend, version, sessions, messages, runs)
-    report_profile(*await profile(backend, base, min(sessions, 20)))
+    if options:
+        print(f"store options: {options}")
+    report_profile(*await profile(backend, base, min(sessions, 20), options))
     print()
 
 
@@ -457,13 +465,16 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--messages", type=int, default=40, help="messages per session")
     parser.add_argument("--quick", action="store_true", help="10 sessions x 10 messages")
+    parser.add_argument(
+        "--options", default="", help="more options of the store's URL, e.g. cache_sessions=0"
+    )
     args = parser.parse_args()
     if args.quick:
         args.sessions, args.messages = 10, 10
     failed = False
     for backend in ("postgresql", "redis") if args.backend == "all" else (args.backend,):
         try:
-            asyncio.run(bench(backend, args.sessions, args.messages))
+            asyncio.run(bench(backend, args.sessions, args.messages, args.options))
         except (OSError, asyncpg.PostgresError, redis.RedisError, chatkeep.ChatkeepError) as exc:
             print(f"{backend}: not measured: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed = True

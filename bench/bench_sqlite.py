@@ -1,6 +1,8 @@
-"""SQLite store against raw sqlite3: append one message per call, and read the last 20.
+"""SQLite store against raw sqlite3: append one message per call, read the last 20, and
+append from 32 concurrent tasks.
 
     python bench/bench_sqlite.py [--sessions N] [--messages M] [--synchronous full|normal]
+                                 [--tasks T] [--writers thread,loop]
                                  [--options cache_sessions=0] [--quick]
 
 Measured in one run, on fresh databases in a temporary directory, 3 times (the median
@@ -10,33 +12,45 @@ is printed):
   mode, the same ``synchronous`` setting, the same 200-byte content, sessions taken
   round-robin;
 - store append: ``await store.append_messages(id, NewMessage(...))`` per message on
-  ``sqlite:///...`` (validation, seq, rolling window, expiry, search index included);
+  ``sqlite:///...`` (validation, seq, rolling window, expiry, search index included),
+  once with the default writer (the store's thread) and once with ``writer=loop``;
 - raw read: ``SELECT ... ORDER BY seq DESC LIMIT 20`` per session, rows fetched;
-- store read: ``await store.get_messages(id, last=20)`` per session (5 rounds).
+- store read: ``await store.get_messages(id, last=20)`` per session (5 rounds);
+- concurrent append: ``--tasks`` (32) tasks, each appending to a session of its own one
+  message per call, 5 messages per round, against raw sqlite3 doing the same messages
+  one transaction each; every session is then read back and checked (all messages, in
+  order). The store lets appends that arrive during a commit share the next one.
 
 Raw and store work alternate in rounds (one message to every session, or one read of
-every session) so that both see the same disk: timings on a shared machine drift.
+every session) so that all see the same disk: timings on a shared machine drift.
 The "raw, worker thread" column runs the same raw statements through a one-thread
 executor, as an asyncio application must run sqlite3 without blocking its loop; the
-store writes that way too, and reads on the event loop from a second connection.
+store writes that way too (unless ``writer=loop``), and reads on the event loop from a
+second connection.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import inspect
+import random
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import chatkeep
 
 READ_LAST = 20
+CONCURRENT_CHUNK = 5
+"""Messages each concurrent task appends per round (the contenders alternate rounds)."""
 READ_ROUNDS = 5
 REPEAT = 3
 CONTENT = ("Could you summarise what we decided about the release? " * 4)[:200]
@@ -64,7 +78,9 @@ class Plan:
     sessions: int
     messages: int
     synchronous: str
+    tasks: int = 32
     options: str = ""
+    writers: tuple[str, ...] = ("thread", "loop")
 
 
 @dataclass(slots=True)
@@ -73,6 +89,7 @@ class Timings:
 
     append: dict[str, float]
     read: dict[str, float]
+    concurrent: dict[str, float]
 
 
 class Raw:
@@ -105,17 +122,21 @@ class Stopwatch:
     def _add(self, name: str, started: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
-    def run(self, name: str, fn: Callable[..., object], *args: object) -> None:
-        started = time.perf_counter()
-        fn(*args)
-        self._add(name, started)
+    async def take_turns(self, turns: list[tuple[str, Callable[[], object]]], seed: int) -> None:
+        """Time each contender's turn, in an order shuffled each round (``seed`` seeds
+        it): the turn after another contender's thread hop pays for that hop's wake-ups."""
+        order = list(turns)
+        random.Random(seed).shuffle(order)
+        for name, fn in order:
+            started = time.perf_counter()
+            done = fn()
+            if inspect.isawaitable(done):
+                await done
+            self._add(name, started)
 
-    async def run_async(
-        self, name: str, fn: Callable[..., Awaitable[object]], *args: object
-    ) -> None:
-        started = time.perf_counter()
-        await fn(*args)
-        self._add(name, started)
+
+WRITERS = {"store": "thread", "loop": "loop"}
+"""The chatkeep contenders: the default store, and the same with ``writer=loop``."""
 
 
 async def repetition(directory: Path, plan: Plan) -> Timings:
@@ -125,9 +146,19 @@ async def repetition(directory: Path, plan: Plan) -> Timings:
     loop = asyncio.get_running_loop()
     appends, reads = Stopwatch(), Stopwatch()
     options = f"&{plan.options}" if plan.options else ""
-    url = f"sqlite:///{directory / 'store.db'}?synchronous={plan.synchronous}{options}"
-    async with chatkeep.open_store(url) as store:
-        ids = [(await store.create_session(owner="bench")).id for _ in range(plan.sessions)]
+    async with contextlib.AsyncExitStack() as stack:
+        stores: dict[str, chatkeep.Store] = {}
+        for name, writer in WRITERS.items():
+            if writer not in plan.writers:
+                continue
+            extra = "" if writer == "thread" else f"&writer={writer}"
+            url = f"sqlite:///{directory / name}.db?synchronous={plan.synchronous}{options}{extra}"
+            stores[name] = await stack.enter_async_context(chatkeep.open_store(url))
+        first = next(iter(stores.values()))
+        ids = [(await first.create_session(owner="bench")).id for _ in range(plan.sessions)]
+        for other in list(stores.values())[1:]:
+            for sid in ids:
+                await other.create_session(id=sid, owner="bench")
         message = chatkeep.NewMessage(role="user", content=CONTENT)
 
         def raw_round(seq: int) -> None:
@@ -138,32 +169,77 @@ async def repetition(directory: Path, plan: Plan) -> Timings:
             for sid in ids:
                 await loop.run_in_executor(pool, threaded.append, sid, seq)
 
-        async def store_round() -> None:
+        async def store_round(store: chatkeep.Store) -> None:
             for sid in ids:
                 await store.append_messages(sid, message)
 
         async def threaded_read(sid: str) -> None:
             await loop.run_in_executor(pool, threaded.read, sid)
 
-        async def store_read(sid: str) -> None:
+        async def store_read(store: chatkeep.Store, sid: str) -> None:
             await store.get_messages(sid, last=READ_LAST)
 
         for seq in range(1, plan.messages + 1):
-            appends.run("raw", raw_round, seq)
-            await appends.run_async("threaded", threaded_round, seq)
-            await appends.run_async("store", store_round)
-        for _ in range(READ_ROUNDS):
-            for sid in ids:
-                reads.run("raw", raw.read, sid)
-                await reads.run_async("threaded", threaded_read, sid)
-                await reads.run_async("store", store_read, sid)
+            turns = [
+                ("raw", partial(raw_round, seq)),
+                ("threaded", partial(threaded_round, seq)),
+                *((name, partial(store_round, store)) for name, store in stores.items()),
+            ]
+            await appends.take_turns(turns, seq)
+        for round_ in range(READ_ROUNDS):
+            for i, sid in enumerate(ids):
+                turns = [
+                    ("raw", partial(raw.read, sid)),
+                    ("threaded", partial(threaded_read, sid)),
+                    *((name, partial(store_read, store, sid)) for name, store in stores.items()),
+                ]
+                await reads.take_turns(turns, round_ * len(ids) + i)
         expected = min(READ_LAST, plan.messages)
-        assert len(await store.get_messages(ids[0], last=READ_LAST)) == expected
+        for store in stores.values():
+            assert len(await store.get_messages(ids[0], last=READ_LAST)) == expected
         assert raw.read(ids[0]) == threaded.read(ids[0]) == expected
+        concurrent = await concurrent_appends(stores, raw, plan)
     pool.shutdown()
     raw.conn.close()
     threaded.conn.close()
-    return Timings(appends.seconds, reads.seconds)
+    return Timings(appends.seconds, reads.seconds, concurrent)
+
+
+async def concurrent_appends(
+    stores: dict[str, chatkeep.Store], raw: Raw, plan: Plan
+) -> dict[str, float]:
+    """``plan.tasks`` tasks appending at once, each to its own session; raw sqlite3 does
+    the same messages one transaction each. Checks that every message is stored in order."""
+    ids = [f"concurrent-{t}" for t in range(plan.tasks)]
+    for store in stores.values():
+        for sid in ids:
+            await store.create_session(id=sid, owner="bench")
+    watch = Stopwatch()
+
+    def raw_round(first: int) -> None:
+        for seq in range(first, first + CONCURRENT_CHUNK):
+            for sid in ids:
+                raw.append(sid, seq)
+
+    async def task(store: chatkeep.Store, sid: str) -> None:
+        for _ in range(CONCURRENT_CHUNK):
+            await store.append_messages(sid, chatkeep.NewMessage(role="user", content=CONTENT))
+
+    async def store_round(store: chatkeep.Store) -> None:
+        await asyncio.gather(*(task(store, sid) for sid in ids))
+
+    for round_, first in enumerate(range(1, plan.messages + 1, CONCURRENT_CHUNK)):
+        turns = [
+            ("raw", partial(raw_round, first)),
+            *((name, partial(store_round, store)) for name, store in stores.items()),
+        ]
+        await watch.take_turns(turns, round_)
+    total = -(-plan.messages // CONCURRENT_CHUNK) * CONCURRENT_CHUNK
+    for store in stores.values():
+        for sid in ids:
+            stored = await store.get_messages(sid)
+            assert [m.seq for m in stored] == list(range(1, total + 1)), "lost or reordered"
+    return watch.seconds
 
 
 def measure(plan: Plan) -> list[Timings]:
@@ -174,34 +250,43 @@ def measure(plan: Plan) -> list[Timings]:
     return runs
 
 
+COLUMNS = (
+    ("raw sqlite3", "raw", None),
+    ("raw, worker thread", "threaded", None),
+    ("chatkeep", "store", None),
+    ("writer=loop", "loop", None),
+    ("store/raw", "store", "raw"),
+    ("loop/raw", "loop", "raw"),
+    ("store/thread", "store", "threaded"),
+)
+
+
 def report(plan: Plan, runs: list[Timings]) -> None:
     print(
-        f"SQLite {sqlite3.sqlite_version}, WAL, synchronous={plan.synchronous}, "
-        f"{plan.sessions} sessions x {plan.messages} messages of {len(CONTENT)} bytes; "
-        f"median of {REPEAT} runs{'; store options: ' + plan.options if plan.options else ''}"
+        f"SQLite {sqlite3.sqlite_version}, WAL, synchronous={plan.synchronous} for every "
+        f"contender, {plan.sessions} sessions x {plan.messages} messages of {len(CONTENT)} "
+        f"bytes; median of {REPEAT} runs"
+        f"{'; store options: ' + plan.options if plan.options else ''}"
     )
-    print(
-        f"{'':28}{'raw sqlite3':>14}{'raw, worker thread':>20}{'chatkeep':>12}"
-        f"{'store/raw':>11}{'store/thread':>14}"
-    )
+    print(f"{'':28}" + "".join(f"{title:>{len(title) + 2}}" for title, _, _ in COLUMNS))
+    rounds = -(-plan.messages // CONCURRENT_CHUNK) * CONCURRENT_CHUNK
     for label, unit, count, pick in (
         ("append, 1 message per call", "msg/s", plan.sessions * plan.messages, "append"),
         (f"read last {READ_LAST}", "reads/s", plan.sessions * READ_ROUNDS, "read"),
+        (f"append, {plan.tasks} tasks at once", "msg/s", plan.tasks * rounds, "concurrent"),
     ):
-        rate = {
-            name: statistics.median(count / getattr(run, pick)[name] for run in runs)
-            for name in ("raw", "threaded", "store")
-        }
-        ratio, thread_ratio = (
-            statistics.median(
-                getattr(run, pick)[base] / getattr(run, pick)["store"] for run in runs
-            )
-            for base in ("raw", "threaded")
-        )
-        print(
-            f"{label:28}{rate['raw']:>14,.0f}{rate['threaded']:>20,.0f}{rate['store']:>12,.0f}"
-            f"{ratio:>11.2f}{thread_ratio:>14.2f}   ({unit})"
-        )
+        cells = []
+        for title, name, base in COLUMNS:
+            seconds = [getattr(run, pick) for run in runs]
+            if name not in seconds[0] or (base is not None and base not in seconds[0]):
+                cells.append(f"{'-':>{len(title) + 2}}")
+            elif base is None:
+                rate = statistics.median(count / s[name] for s in seconds)
+                cells.append(f"{rate:>{len(title) + 2},.0f}")
+            else:
+                ratio = statistics.median(s[base] / s[name] for s in seconds)
+                cells.append(f"{ratio:>{len(title) + 2}.2f}")
+        print(f"{label:28}{''.join(cells)}   ({unit})")
 
 
 def main() -> None:
@@ -209,6 +294,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--messages", type=int, default=40, help="messages per session")
     parser.add_argument("--synchronous", choices=("full", "normal"), default="full")
+    parser.add_argument("--tasks", type=int, default=32, help="concurrent appending tasks")
+    parser.add_argument(
+        "--writers",
+        default="thread,loop",
+        help="the store's writer options to measure, comma-separated (thread: the default)",
+    )
     parser.add_argument(
         "--options", default="", help="more store URL options, e.g. cache_sessions=0 (cold reads)"
     )
@@ -216,7 +307,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.sessions, args.messages = 10, 10
-    plan = Plan(args.sessions, args.messages, args.synchronous, args.options)
+    writers = tuple(w.strip() for w in args.writers.split(",") if w.strip())
+    plan = Plan(args.sessions, args.messages, args.synchronous, args.tasks, args.options, writers)
     report(plan, measure(plan))
 
 

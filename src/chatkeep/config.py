@@ -31,6 +31,7 @@ from chatkeep.config_values import (
     Host,
     Integer,
     Kind,
+    RedisUrl,
     Secret,
     Size,
     StoreUrl,
@@ -40,6 +41,7 @@ from chatkeep.core.rules import DEFAULT_MAX_MESSAGES, DEFAULT_TTL, SessionDefaul
 from chatkeep.core.validation import MAX_WINDOW, Limits
 from chatkeep.errors import ConfigurationError
 from chatkeep.manager.config import ManagerConfig
+from chatkeep.stores.tiered_options import behind_url, tier_url
 
 DEFAULT_DATA_DIR = Path("chatkeep-data")
 DEFAULT_DATABASE_NAME = "chatkeep.db"
@@ -52,6 +54,8 @@ DEFAULT_WS_MAX_SESSIONS = 20
 DEFAULT_WS_SEND_RATE = 20
 DEFAULT_WS_SEND_BURST = 40
 DEFAULT_WS_IDLE_TIMEOUT = timedelta(seconds=60)
+DEFAULT_REDIS_SESSION_TTL = timedelta(minutes=20)
+DEFAULT_SYNC_INTERVAL = timedelta(seconds=1)
 
 
 class StoreType(enum.StrEnum):
@@ -103,6 +107,36 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", Directory(), "Where the embedded store lives.", ("STORAGE_DATABASE_PATH",)),
     Setting(
         "database_name", FileName(), "The SQLite file in --data-dir.", ("STORAGE_DATABASE_NAME",)
+    ),
+    Setting(
+        "redis_url",
+        RedisUrl(),
+        "The Redis server of the redis persistence mode (off when not given).",
+        ("REDIS_URL",),
+    ),
+    Setting(
+        "redis_session_ttl",
+        Duration(off="never"),
+        "With write-behind, how long a session stays in Redis without a write (it stays in"
+        " the durable store).",
+        ("REDIS_SESSION_TTL",),
+    ),
+    Setting(
+        "write_behind",
+        Flag(),
+        "Write redis-mode sessions behind to a durable store.",
+        ("SESSION_PERSISTENCE_ENABLED",),
+    ),
+    Setting(
+        "write_behind_url",
+        StoreUrl(),
+        "The durable store of redis-mode sessions (default: next to --store, apart from it).",
+    ),
+    Setting(
+        "sync_interval",
+        Duration(),
+        "How often changes of redis-mode sessions are synced to the durable store.",
+        ("SESSION_SYNC_INTERVAL_SECONDS",),
     ),
     Setting(
         "session_ttl",
@@ -160,6 +194,13 @@ SETTINGS: tuple[Setting, ...] = (
         "A WebSocket connection that sends nothing for this long is closed.",
     ),
     Setting(
+        "channel_redis_url",
+        RedisUrl(),
+        "The Redis whose pub/sub carries live events between server instances (?prefix= names"
+        " its channels).",
+        ("CHANNEL_REDIS_URL",),
+    ),
+    Setting(
         "api_keys",
         ApiKeys(),
         "API keys and their owners (key1:owner1,key2:owner2); turns authentication on.",
@@ -186,9 +227,28 @@ class StoreConfig:
     default_ttl: timedelta | None = DEFAULT_TTL
     max_messages: int = DEFAULT_MAX_MESSAGES
     max_content_bytes: int = Limits().max_content_bytes
+    redis_url: str | None = field(default=None, repr=False)
+    redis_session_ttl: timedelta | None = DEFAULT_REDIS_SESSION_TTL
+    write_behind: bool = True
+    write_behind_url: str | None = field(default=None, repr=False)
+    sync_interval: timedelta = DEFAULT_SYNC_INTERVAL
 
     def limits(self) -> Limits:
         return Limits(max_content_bytes=self.max_content_bytes)
+
+    def redis_store_url(self) -> str | None:
+        """The store of the redis persistence mode (None: not configured): Redis,
+        written behind to a durable store unless ``write_behind`` is off."""
+        if self.redis_url is None:
+            return None
+        if not self.write_behind:
+            return self.redis_url
+        return tier_url(
+            self.redis_url,
+            self.write_behind_url or behind_url(self.url),
+            self.sync_interval,
+            self.redis_session_ttl,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +261,7 @@ class ServerConfig:
     ws_send_rate: int = DEFAULT_WS_SEND_RATE
     ws_send_burst: int = DEFAULT_WS_SEND_BURST
     ws_idle_timeout: timedelta = DEFAULT_WS_IDLE_TIMEOUT
+    channel_redis_url: str | None = None
     api_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     token_secret: str | None = field(default=None, repr=False)
     insecure_bind: bool = False
@@ -256,8 +317,10 @@ class Config:
             got.get("database_name", DEFAULT_DATABASE_NAME),
         )
         got.setdefault("backup_dir", data_dir / "backups")
+        store = StoreConfig(url=url, **_fields(StoreConfig, got, session_ttl="default_ttl"))
+        store.redis_store_url()  # a tier that cannot be built stops here
         return cls(
-            StoreConfig(url=url, **_fields(StoreConfig, got, session_ttl="default_ttl")),
+            store,
             ManagerConfig(**_fields(ManagerConfig, got)),
             ServerConfig(**_fields(ServerConfig, got)),
         )

@@ -158,6 +158,18 @@ class StoreUrl:
         return text
 
 
+class RedisUrl:
+    metavar = "URL"
+    accepts = "a Redis URL (redis://, rediss:// or unix://)"
+
+    def parse(self, value: object) -> str:
+        text = value.strip() if isinstance(value, str) else ""
+        scheme, sep, rest = text.partition("://")
+        if not sep or not rest or scheme.lower() not in ("redis", "rediss", "unix"):
+            raise ValueError(value)
+        return text
+
+
 class Directory:
     metavar = "DIR"
     accepts = "a directory path"

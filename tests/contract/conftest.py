@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
@@ -128,6 +128,19 @@ def _drop_namespaces() -> Iterator[None]:
         drop(url)
 
 
+def written_behind(redis: Backend) -> Backend:
+    """Redis written behind to a SQLite file of the store's directory."""
+
+    def url_in(directory: Path) -> str:
+        durable = quote(f"sqlite:///{directory}/behind.db", safe="")
+        return f"{redis.url_in(directory)}&write_behind={durable}"
+
+    return Backend("redis+sqlite", url_in, redis.server)
+
+
+REDIS = served(
+    "redis", "CHATKEEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", "prefix", drop_prefix
+)
 BACKENDS: tuple[Backend, ...] = (
     local("memory", lambda d: "memory://"),
     local("sqlite", lambda d: f"sqlite:///{d}/s.db"),
@@ -139,7 +152,8 @@ BACKENDS: tuple[Backend, ...] = (
         "schema",
         drop_schema,
     ),
-    served("redis", "CHATKEEP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", "prefix", drop_prefix),
+    REDIS,
+    written_behind(REDIS),
 )
 DURABLE = tuple(b for b in BACKENDS if b.name != "memory")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -224,3 +225,20 @@ async def test_an_expired_sessions_lock_is_not_found_with_authentication(
     sid = (await new_session(alice, ttl=60))["id"]
     fake_clock.advance(timedelta(minutes=2))
     failed(await alice.get(f"/api/sessions/{sid}/lock"), 404, "session_not_found")
+
+
+async def test_concurrent_first_requests_of_a_device_end_with_one_session(
+    client: httpx.AsyncClient, fake_clock: FakeClock
+) -> None:
+    async def ask() -> httpx.Response:
+        return await client.get(device_path(), headers=as_device())
+
+    for _ in range(2):  # a first session, then a new one once it has expired
+        answers = await asyncio.gather(*(ask() for _ in range(6)))
+        assert sorted(a.status_code for a in answers) == [200] * 5 + [201], answers
+        assert len({ok(a, a.status_code)["id"] for a in answers}) == 1
+        live = ok(await client.get("/api/sessions", params={"deviceId": DEVICE}))["sessions"]
+        assert [s["id"] for s in live] == [answers[0].json()["data"]["id"]]
+        fake_clock.advance(timedelta(days=400))
+    listed = {"deviceId": DEVICE, "includeExpired": "true"}
+    assert ok(await client.get("/api/sessions", params=listed))["count"] == 2

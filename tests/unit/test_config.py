@@ -90,6 +90,13 @@ CASES = [
     ("CHATKEEP_WS_SEND_RATE", "5", "server.ws_send_rate", 5),
     ("CHATKEEP_WS_SEND_BURST", "8", "server.ws_send_burst", 8),
     ("CHATKEEP_WS_IDLE_TIMEOUT", "2m", "server.ws_idle_timeout", timedelta(minutes=2)),
+    ("CHANNEL_REDIS_URL", "redis://r:6379/0", "server.channel_redis_url", "redis://r:6379/0"),
+    (
+        "CHATKEEP_CHANNEL_REDIS_URL",
+        " redis://r/1?prefix=a ",
+        "server.channel_redis_url",
+        "redis://r/1?prefix=a",
+    ),
     ("CHATKEEP_API_KEYS", f"{KEY_A}:alice", "server.api_keys", ((KEY_A, "alice"),)),
     (
         "CHATKEEP_API_KEYS",
@@ -100,6 +107,15 @@ CASES = [
     ("CHATKEEP_TOKEN_SECRET", SECRET, "server.token_secret", SECRET),
     ("CHATKEEP_INSECURE_BIND", "yes", "server.insecure_bind", True),
     ("CHATKEEP_INSECURE_BIND", "False", "server.insecure_bind", False),
+    ("CHATKEEP_REDIS_URL", "redis://r:6379/1", "store.redis_url", "redis://r:6379/1"),
+    ("REDIS_URL", "redis://r", "store.redis_url", "redis://r"),
+    ("CHATKEEP_REDIS_SESSION_TTL", "5m", "store.redis_session_ttl", timedelta(minutes=5)),
+    ("REDIS_SESSION_TTL", "300", "store.redis_session_ttl", timedelta(seconds=300)),
+    ("CHATKEEP_WRITE_BEHIND", "off", "store.write_behind", False),
+    ("SESSION_PERSISTENCE_ENABLED", "true", "store.write_behind", True),
+    ("CHATKEEP_WRITE_BEHIND_URL", "sqlite:///h.db", "store.write_behind_url", "sqlite:///h.db"),
+    ("CHATKEEP_SYNC_INTERVAL", "2s", "store.sync_interval", timedelta(seconds=2)),
+    ("SESSION_SYNC_INTERVAL_SECONDS", "300", "store.sync_interval", timedelta(minutes=5)),
 ]
 
 
@@ -319,6 +335,8 @@ BAD = [
     ("CHATKEEP_WS_SEND_RATE", "fast", "is not an integer from 1 to 1000000"),
     ("CHATKEEP_WS_SEND_BURST", "0", "is not an integer from 1 to 1000000"),
     ("CHATKEEP_WS_IDLE_TIMEOUT", "0", "is not a duration (seconds, or like 20m, 1h)"),
+    ("CHANNEL_REDIS_URL", "postgresql://h/db", "is not a Redis URL"),
+    ("CHATKEEP_CHANNEL_REDIS_URL", "redis://", "is not a Redis URL"),
     ("CHATKEEP_API_KEYS", "short:alice", "is not key:owner pairs separated by commas"),
     ("CHATKEEP_API_KEYS", KEY_A, "is not key:owner pairs"),
     ("CHATKEEP_API_KEYS", f"{KEY_A}:", "is not key:owner pairs"),
@@ -326,6 +344,15 @@ BAD = [
     ("CHATKEEP_API_KEYS", f"{KEY_A}:al ice", "is not key:owner pairs"),
     ("CHATKEEP_TOKEN_SECRET", "too-short", "is not a secret of at least 16 characters"),
     ("CHATKEEP_INSECURE_BIND", "maybe", "is not true or false"),
+    ("CHATKEEP_REDIS_URL", "sqlite:///x.db", "is not a Redis URL"),
+    ("REDIS_URL", "127.0.0.1:6379", "is not a Redis URL"),
+    ("CHATKEEP_REDIS_SESSION_TTL", "0", "is not a duration (seconds, or like 20m, 1h) or 'never'"),
+    ("REDIS_SESSION_TTL", "long", "is not a duration"),
+    ("CHATKEEP_WRITE_BEHIND", "maybe", "is not true or false"),
+    ("SESSION_PERSISTENCE_ENABLED", "2", "is not true or false"),
+    ("CHATKEEP_WRITE_BEHIND_URL", "redis:/x", "is not a store URL starting with"),
+    ("CHATKEEP_SYNC_INTERVAL", "0", "is not a duration (seconds, or like 20m, 1h)"),
+    ("SESSION_SYNC_INTERVAL_SECONDS", "-5", "is not a duration"),
 ]
 SECRET_SETTINGS = {s.env_names[0] for s in SETTINGS if s.secret}
 
@@ -343,6 +370,14 @@ def test_a_bad_value_gives_one_line_naming_the_variable(
         assert text not in message
     assert "\n" not in message
     assert caught.value.name == variable
+
+
+def test_a_redis_mode_without_a_durable_store_to_write_behind_to_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"^write_behind_url: .*needs a durable store"):
+        Config.from_env({"REDIS_URL": "redis://r", "CHATKEEP_STORE_TYPE": "memory"})
+    config = Config.from_env({"REDIS_URL": "redis://r", "SESSION_PERSISTENCE_ENABLED": "no"})
+    assert config.store.redis_store_url() == "redis://r"
+    assert Config.from_env({}).store.redis_store_url() is None
 
 
 def test_the_documented_example_line() -> None:

@@ -95,16 +95,18 @@ async def stores(fake_clock: FakeClock) -> AsyncIterator[list[Store]]:
         yield [a, b]
 
 
-def sweeper(stores: list[Store], retention: timedelta, reported: list[str]) -> Sweeper:
+def sweeper(
+    stores: list[Store], retention: timedelta, reported: list[str], clock: FakeClock
+) -> Sweeper:
     named = [(f"store{i}", store) for i, store in enumerate(stores)]
-    return Sweeper(lambda: named, retention, reported.append)
+    return Sweeper(lambda: named, retention, reported.append, clock)
 
 
 async def test_each_expired_session_is_reported_once(
     stores: list[Store], fake_clock: FakeClock
 ) -> None:
     reported: list[str] = []
-    sweep = sweeper(stores, timedelta(hours=1), reported)
+    sweep = sweeper(stores, timedelta(hours=1), reported, fake_clock)
     await stores[0].create_session(id="a", ttl=10)
     await stores[1].create_session(id="b", ttl=20)
     await stores[1].create_session(id="forever", ttl=None)
@@ -122,7 +124,7 @@ async def test_each_expired_session_is_reported_once(
 async def test_sessions_expired_longer_than_the_retention_are_deleted(
     stores: list[Store], fake_clock: FakeClock
 ) -> None:
-    sweep = sweeper(stores, timedelta(minutes=5), [])
+    sweep = sweeper(stores, timedelta(minutes=5), [], fake_clock)
     await stores[0].create_session(id="a", ttl=10)
     fake_clock.advance(timedelta(seconds=11))
     assert (await sweep.sweep()).cleaned == 0
@@ -138,7 +140,7 @@ async def test_without_retention_a_sweep_deletes_what_it_reports(
     stores: list[Store], fake_clock: FakeClock
 ) -> None:
     reported: list[str] = []
-    sweep = sweeper(stores, timedelta(0), reported)
+    sweep = sweeper(stores, timedelta(0), reported, fake_clock)
     await stores[1].create_session(id="x", ttl=1)
     fake_clock.advance(timedelta(seconds=1))
     report = await sweep.sweep()
@@ -151,7 +153,7 @@ async def test_a_revived_session_is_reported_again_when_it_expires_again(
     stores: list[Store], fake_clock: FakeClock
 ) -> None:
     reported: list[str] = []
-    sweep = sweeper(stores, timedelta(hours=1), reported)
+    sweep = sweeper(stores, timedelta(hours=1), reported, fake_clock)
     await stores[0].create_session(id="a", ttl=10)
     fake_clock.advance(timedelta(seconds=10))
     await sweep.sweep()
@@ -166,7 +168,7 @@ async def test_a_failing_store_is_reported_and_the_others_are_still_swept(
     stores: list[Store], fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     reported: list[str] = []
-    sweep = sweeper(stores, timedelta(hours=1), reported)
+    sweep = sweeper(stores, timedelta(hours=1), reported, fake_clock)
     await stores[0].create_session(id="a", ttl=5)
     await stores[1].create_session(id="b", ttl=5)
     fake_clock.advance(timedelta(seconds=5))
@@ -202,3 +204,33 @@ async def test_stop_lets_a_run_in_progress_finish() -> None:
     await asyncio.wait_for(stopping, timeout=10)
     assert finished == [True]
     assert periodic.runs == 1
+
+
+class _ClockMovesAfterTheLook:
+    """A store whose clock moves on right after the sweeper looks for expired sessions."""
+
+    def __init__(self, store: Store, clock: FakeClock, by: timedelta) -> None:
+        self._store, self._clock, self._by = store, clock, by
+
+    async def expire_sessions(self) -> list[str]:
+        expired = await self._store.expire_sessions()
+        self._clock.advance(self._by)
+        self._by = timedelta(0)
+        return expired
+
+    async def cleanup_expired_sessions(self, *, older_than: timedelta) -> int:
+        return await self._store.cleanup_expired_sessions(older_than=older_than)
+
+
+async def test_a_session_expiring_during_a_sweep_is_reported_before_it_is_deleted(
+    stores: list[Store], fake_clock: FakeClock
+) -> None:
+    await stores[0].create_session(id="a", ttl=5)
+    moving = _ClockMovesAfterTheLook(stores[0], fake_clock, timedelta(seconds=10))
+    reported: list[str] = []
+    sweep = Sweeper(lambda: [("store", moving)], timedelta(0), reported.append, fake_clock)  # type: ignore[list-item]
+    first = await sweep.sweep()
+    assert (first.expired, first.cleaned) == ([], 0)
+    second = await sweep.sweep()
+    assert (second.expired, second.cleaned) == (["a"], 1)
+    assert reported == ["a"]

@@ -101,6 +101,7 @@ def test_synchronous_is_honoured(tmp_path: Path, level: str) -> None:
         ({"synchronous": ""}, "synchronous"),
         ({"busy_timeout": "soon"}, "busy_timeout"),
         ({"journal_mode": "delete"}, "journal_mode"),
+        ({"writer": "elsewhere"}, "writer"),
     ],
 )
 def test_a_bad_option_is_refused_by_name(
@@ -391,19 +392,29 @@ async def test_a_query_full_of_fts_syntax_finds_its_words(tmp_path: Path) -> Non
         assert await store.search_sessions('"unmatched AND (') == []
 
 
-def index_counts(path: Path) -> tuple[int, int, int, int]:
-    ((messages, indexed, sessions, session_rows),) = raw(
+def index_counts(path: Path) -> tuple[int, int, int, int, int]:
+    """Messages, message index rows, messages queued for the index, sessions, session
+    index rows."""
+    ((messages, indexed, queued, sessions, session_rows),) = raw(
         path,
         "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM message_search), "
+        "(SELECT count(*) FROM message_search_queue), "
         "(SELECT count(*) FROM sessions), (SELECT count(*) FROM session_search)",
     )
-    return messages, indexed, sessions, session_rows  # type: ignore[return-value]
+    return messages, indexed, queued, sessions, session_rows  # type: ignore[return-value]
 
 
-def test_the_search_index_follows_every_deletion(backend: SqliteBackend, db_path: Path) -> None:
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "queued"])
+def test_the_search_index_follows_every_deletion(
+    backend: SqliteBackend, db_path: Path, indexed: bool
+) -> None:
     history = search_history()
     store_all(backend, history)
-    assert index_counts(db_path) == (10, 10, 6, 3)
+    assert index_counts(db_path) == (10, 0, 10, 6, 3)
+    if indexed:
+        with writing(backend):
+            assert backend.search(["nothing"], None, True, 10, NOW) == []
+        assert index_counts(db_path) == (10, 10, 0, 6, 3)
     with writing(backend):
         backend.drop_oldest("plain", 2)
         backend.delete_message("greek", 2)
@@ -413,7 +424,7 @@ def test_the_search_index_follows_every_deletion(backend: SqliteBackend, db_path
         assert meta is not None
         backend.put_session(make_session("meta", metadata={"topic": "renamed"}), new=False)
         backend.put_session(make_session("plain", tags=frozenset({"x"})), new=False)
-    assert index_counts(db_path) == (4, 4, 5, 2)
+    assert index_counts(db_path) == (4, 4, 0, 5, 2) if indexed else (4, 0, 4, 5, 2)
     backend.begin(False)
     assert backend.search(["release"], None, True, 10, NOW) == []
     assert [h.session.id for h in backend.search(["renamed"], None, True, 10, NOW)] == ["meta"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -11,8 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chatkeep.core.clock import Clock
-from chatkeep.core.models import Persistence
-from chatkeep.errors import ChatkeepError, InvalidInputError
+from chatkeep.core.models import Persistence, Session
+from chatkeep.errors import (
+    ChatkeepError,
+    InvalidInputError,
+    SessionExpiredError,
+    SessionNotFoundError,
+)
 from chatkeep.manager.backupfile import BackupSection, read_contents, read_sections, write_backup
 from chatkeep.stores.base import ImportReport, MergeStrategy, Store
 
@@ -20,6 +26,63 @@ logger = logging.getLogger("chatkeep.manager.backups")
 
 NAME_PATTERN = re.compile(r"backup-\d{8}T\d{6}\.\d{6}Z\.jsonl")
 _NAME_FORMAT = "backup-%Y%m%dT%H%M%S.%fZ.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What an import changed: its report, and the sessions it created or replaced (as
+    they are now)."""
+
+    report: ImportReport
+    created: list[Session]
+    replaced: list[Session]
+
+
+async def import_lines(
+    store: Store, lines: Sequence[str], *, strategy: MergeStrategy | str, dry_run: bool
+) -> Restored:
+    """Import backup ``lines`` into ``store`` and tell which sessions it created or
+    replaced (a session skipped, or unchanged, is neither)."""
+    ids = list(dict.fromkeys(sid for line in lines if (sid := _session_id(line)) is not None))
+    before = {sid: await _record(store, sid) for sid in ids}
+    report = await store.import_sessions(lines, strategy=strategy, dry_run=dry_run)
+    created: list[Session] = []
+    replaced: list[Session] = []
+    if dry_run:
+        return Restored(report, created, replaced)
+    for sid in ids:
+        existed, was = before[sid]
+        now = (await _record(store, sid))[1]
+        if now is None:
+            continue
+        if not existed:
+            created.append(now)
+        elif was is None or _state(now) != _state(was):
+            replaced.append(now)
+    return Restored(report, created, replaced)
+
+
+def _session_id(line: str) -> str | None:
+    try:
+        found = json.loads(line)["session"]["id"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+async def _record(store: Store, session_id: str) -> tuple[bool, Session | None]:
+    """Whether the store holds the session, and its record (``None`` when it has expired:
+    its record cannot be read)."""
+    try:
+        return True, await store.get_session(session_id)
+    except SessionExpiredError:
+        return True, None
+    except (SessionNotFoundError, InvalidInputError):
+        return False, None
+
+
+def _state(session: Session) -> tuple[int, datetime, int]:
+    return session.version, session.updated_at, session.message_count
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from chatkeep.core.models import Persistence
 from chatkeep.core.rules import SessionDefaults
 from chatkeep.core.validation import Limits
 from chatkeep.errors import ConfigurationError
-from chatkeep.manager.backups import BackupInfo, Backups
+from chatkeep.manager.backups import BackupInfo, Backups, import_lines
 from chatkeep.manager.cache import CacheInfo, SessionCache
 from chatkeep.manager.config import ManagerConfig
 from chatkeep.manager.conversation import Conversation
@@ -51,7 +51,9 @@ class SessionManager(SessionOperations):
         self.clock: Clock = clock or SystemClock()
         cache = SessionCache(self.config.max_sessions)
         router = Router(stores, self.config.default_persistence, cache)
-        sweeper = Sweeper(self._sweep_targets, self.config.expired_retention, self._expired)
+        sweeper = Sweeper(
+            self._sweep_targets, self.config.expired_retention, self._expired, self.clock
+        )
         super().__init__(router, cache, EventBus(self.config.listener_queue_size), sweeper)
         directory = self.config.backup_dir
         self._backups = (
@@ -192,6 +194,32 @@ class SessionManager(SessionOperations):
             )
         finally:
             self._cache.clear()
+
+    async def import_lines(
+        self,
+        store: Store,
+        lines: Sequence[str],
+        *,
+        strategy: MergeStrategy | str = MergeStrategy.SKIP_EXISTING,
+        dry_run: bool = False,
+    ) -> ImportReport:
+        """Import backup ``lines`` (the export format) into ``store``, one of this
+        manager's; the cached sessions are forgotten, and ``session:created`` (or
+        ``session:updated``) is published for each session created (or replaced)."""
+        if all(store is not mine for mine in self._router.stores.values()):
+            raise ConfigurationError("store", "is not one of this manager's stores")
+        try:
+            restored = await import_lines(store, lines, strategy=strategy, dry_run=dry_run)
+        finally:
+            self._cache.clear()
+        for kind, sessions in (
+            (EventType.SESSION_CREATED, restored.created),
+            (EventType.SESSION_UPDATED, restored.replaced),
+        ):
+            for session in sessions:
+                self._sweeper.forget(session.id)
+                self.events.publish(Event(kind, session.id, session))
+        return restored.report
 
     def _restore_target(self, modes: tuple[Persistence, ...]) -> Store:
         for mode in modes:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from chatkeep.core.clock import Clock, SystemClock
 from chatkeep.errors import ChatkeepError
 from chatkeep.stores.base import Store
 
@@ -85,7 +86,8 @@ class Sweeper:
     """Finds expired sessions, reports each one once, and deletes them after ``retention``.
 
     A session is reported again only if it was revived (see :meth:`forget`) and then
-    expired again.
+    expired again. A sweep deletes only sessions that had expired when it looked for
+    expired ones, so none is deleted before it is reported.
     """
 
     def __init__(
@@ -93,8 +95,10 @@ class Sweeper:
         stores: Callable[[], Sequence[tuple[str, Store]]],
         retention: timedelta,
         on_expired: Callable[[str], None],
+        clock: Clock | None = None,
     ) -> None:
         self._stores = stores
+        self._clock = clock or SystemClock()
         self._retention = retention
         self._on_expired = on_expired
         self._reported: dict[str, set[str]] = {}
@@ -112,6 +116,7 @@ class Sweeper:
             errors: list[str] = []
             for name, store in self._stores():
                 reported = self._reported.get(name, set())
+                looked_at = self._clock.now()
                 try:
                     expired = await store.expire_sessions()
                 except ChatkeepError as exc:
@@ -120,7 +125,11 @@ class Sweeper:
                 fresh.extend(sid for sid in expired if sid not in reported)
                 self._reported[name] = set(expired)
                 try:
-                    cleaned += await store.cleanup_expired_sessions(older_than=self._retention)
+                    # What expired since the look above was not reported yet: keep it.
+                    since = max(self._clock.now() - looked_at, timedelta(0))
+                    cleaned += await store.cleanup_expired_sessions(
+                        older_than=self._retention + since
+                    )
                 except ChatkeepError as exc:
                     errors.append(self._failed(name, "deleting expired sessions", exc))
             for session_id in fresh:

@@ -18,9 +18,11 @@ from chatkeep.server import (
     routes_devices,
     routes_messages,
     routes_sessions,
+    routes_web,
     ws,
 )
 from chatkeep.server.auth import Authenticator
+from chatkeep.server.fanout import live_events
 from chatkeep.server.gate import AuthGate
 from chatkeep.server.metrics_http import install as install_metrics
 from chatkeep.server.middleware import BodyLimit, LastResort
@@ -30,9 +32,14 @@ EPHEMERAL_URL = "memory://"
 
 def store_urls(config: Config) -> dict[Persistence, str]:
     """The store of each persistence mode: ``durable`` (and the records of ``client``
-    sessions) in the configured store, ``none`` in this process's memory."""
+    sessions) in the configured store, ``none`` in this process's memory, ``redis`` (when
+    a Redis URL is configured) in Redis, written behind to a durable store."""
     url = config.store.url
-    return {Persistence.DURABLE: url, Persistence.CLIENT: url, Persistence.NONE: EPHEMERAL_URL}
+    urls = {Persistence.DURABLE: url, Persistence.CLIENT: url, Persistence.NONE: EPHEMERAL_URL}
+    redis = config.store.redis_store_url()
+    if redis is not None:
+        urls[Persistence.REDIS] = redis
+    return urls
 
 
 async def build_manager(config: Config, *, clock: Clock | None = None) -> SessionManager:
@@ -51,19 +58,24 @@ def create_app(config: Config, manager: SessionManager | None = None) -> FastAPI
 
     Given a ``manager``, the app uses it and leaves its lifecycle to the caller. Without
     one, the app's lifespan builds one from ``config``, starts it, and closes it on
-    shutdown. With API keys or a token secret in ``config.server``, every request outside
+    shutdown. With ``config.server.channel_redis_url``, the lifespan also joins the live
+    events of the other instances on that Redis (see :mod:`chatkeep.server.fanout`). With
+    API keys or a token secret in ``config.server``, every request outside
     the open paths must authenticate (see :mod:`chatkeep.server.auth`).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        channel = config.server.channel_redis_url
         if manager is not None:
-            yield
+            async with live_events(app.state, manager, channel):
+                yield
             return
         async with await build_manager(config) as owned:
             app.state.manager = owned
             try:
-                yield
+                async with live_events(app.state, owned, channel):
+                    yield
             finally:
                 del app.state.manager
 
@@ -84,6 +96,7 @@ def create_app(config: Config, manager: SessionManager | None = None) -> FastAPI
     install_metrics(app)
     for module in (routes_sessions, routes_bulk, routes_devices, routes_messages, routes_admin, ws):
         app.include_router(module.router)
+    app.include_router(routes_web.router)
     return app
 
 

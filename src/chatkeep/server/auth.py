@@ -30,6 +30,15 @@ OPEN_PATHS: Final = frozenset(
     {"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
 """Answered without authentication; every other path needs it when it is on."""
+OPEN_PREFIX: Final = "/web/"
+"""The web page's static files (one level under it) are open too."""
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` is answered without authentication."""
+    if path.startswith(OPEN_PREFIX):
+        return "/" not in path[len(OPEN_PREFIX) :]
+    return path in OPEN_PATHS
 
 
 class UnauthorizedError(ChatkeepError):

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from chatkeep.server.auth import OPEN_PATHS, Authenticator, Caller, UnauthorizedError
+from chatkeep.server.auth import Authenticator, Caller, UnauthorizedError, is_open
 from chatkeep.server.errors import CloseCode, error_response
 
 CALLER_KEY: Final = "chatkeep.caller"
@@ -24,7 +24,7 @@ class AuthGate:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        if scope["type"] not in ("http", "websocket") or is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:

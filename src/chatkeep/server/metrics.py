@@ -45,6 +45,8 @@ class Snapshot:
 
     stores: Mapping[Persistence, StoreState] = field(default_factory=dict)
     websocket_connections: int = 0
+    channel_up: bool | None = None
+    """The channel between server instances: ``None`` when there is none."""
 
 
 async def snapshot(manager: SessionManager, rooms: Rooms | None) -> Snapshot:
@@ -57,6 +59,7 @@ async def snapshot(manager: SessionManager, rooms: Rooms | None) -> Snapshot:
     return Snapshot(
         stores={mode: seen[id(store)] for mode, store in manager.stores.items()},
         websocket_connections=rooms.connections if rooms is not None else 0,
+        channel_up=None if rooms is None or rooms.channel is None else rooms.channel.up,
     )
 
 
@@ -106,6 +109,13 @@ class SnapshotCollector(Collector):
         )
         connections.add_metric([], self.current.websocket_connections)
         yield from (up, total, active, connections)
+        if self.current.channel_up is not None:
+            channel = GaugeMetricFamily(
+                "chatkeep_channel_up",
+                "1 when the Redis pub/sub channel between server instances is connected.",
+            )
+            channel.add_metric([], 1.0 if self.current.channel_up else 0.0)
+            yield channel
 
 
 class Metrics:

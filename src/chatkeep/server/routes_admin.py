@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import Field, JsonValue
 
@@ -15,6 +15,7 @@ from chatkeep.errors import ChatkeepError
 from chatkeep.manager import SessionManager
 from chatkeep.server.deps import CallerDep, Manager, configured_mode, refuse_when_authenticated
 from chatkeep.server.errors import ERROR_RESPONSES, error_response
+from chatkeep.server.fanout import Fanout
 from chatkeep.server.wire import Envelope, MessageOut, SessionOut, Wire, message_out, session_out
 from chatkeep.stores.base import Store
 
@@ -73,9 +74,23 @@ class StoreHealth(Wire):
     issues: list[str]
 
 
+class ChannelHealth(Wire):
+    up: bool = Field(description="Connected to the Redis that links the server instances.")
+    connects: int
+    published: int
+    received: int
+    dropped: int = Field(description="Events not sent to the other instances.")
+    last_error: str | None
+
+
 class Readiness(Wire):
     status: str = Field(description="ready, or degraded when a store is down.")
     stores: dict[Persistence, StoreHealth]
+    channel: ChannelHealth | None = Field(
+        default=None,
+        description="The live events between instances (when configured). While it is down "
+        "this instance still serves and tells its own connections; it reconnects by itself.",
+    )
 
 
 @router.get(
@@ -176,18 +191,37 @@ async def healthz() -> Envelope[Alive]:
     response_model=Envelope[Readiness],
     responses={503: {"description": "A store is down; `error.details` has each store's state."}},
 )
-async def readyz(manager: Manager) -> Envelope[Readiness] | JSONResponse:
-    """Each store's health; 503 when one of them is down."""
+async def readyz(request: Request, manager: Manager) -> Envelope[Readiness] | JSONResponse:
+    """Each store's health; 503 when one of them is down. The channel between instances
+    is reported, but being down does not make this instance unready."""
     checked: dict[int, StoreHealth] = {}
     for store in manager.stores.values():
         if id(store) not in checked:
             checked[id(store)] = await _health(store)
     stores = {mode: checked[id(store)] for mode, store in manager.stores.items()}
+    channel = _channel(request)
     if all(h.healthy for h in stores.values()):
-        return Envelope(data=Readiness(status="ready", stores=stores))
+        return Envelope(data=Readiness(status="ready", stores=stores, channel=channel))
     down = ", ".join(sorted(mode.value for mode, h in stores.items() if not h.healthy))
-    report = Readiness(status="degraded", stores=stores).model_dump(mode="json", by_alias=True)
+    report = Readiness(status="degraded", stores=stores, channel=channel).model_dump(
+        mode="json", by_alias=True
+    )
     return error_response(503, "not_ready", f"store down for: {down}", report)
+
+
+def _channel(request: Request) -> ChannelHealth | None:
+    fanout = getattr(request.app.state, "fanout", None)
+    if not isinstance(fanout, Fanout):
+        return None
+    state = fanout.state
+    return ChannelHealth(
+        up=state.up,
+        connects=state.connects,
+        published=state.published,
+        received=state.received,
+        dropped=state.dropped,
+        last_error=state.last_error,
+    )
 
 
 async def _health(store: Store) -> StoreHealth:

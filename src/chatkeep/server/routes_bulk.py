@@ -119,7 +119,7 @@ async def restore(
         await plan.add(number, line)
     total = ImportReport(dry_run=dry_run, failed=len(plan.refused), errors=plan.refused)
     for store, lines in plan.lines.items():
-        report = await store.import_sessions(lines, strategy=strategy, dry_run=dry_run)
+        report = await manager.import_lines(store, lines, strategy=strategy, dry_run=dry_run)
         total.restored += report.restored
         total.skipped += report.skipped
         total.failed += report.failed

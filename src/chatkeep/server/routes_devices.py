@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Header, Response
 
 from chatkeep.core.ids import check_device_id
+from chatkeep.core.models import Session
 from chatkeep.core.query import SessionFilter
-from chatkeep.errors import InvalidInputError
+from chatkeep.errors import InvalidInputError, SessionExistsError
+from chatkeep.manager import SessionManager
 from chatkeep.server.deps import CallerDep, Manager, guard
 from chatkeep.server.errors import ERROR_RESPONSES
 from chatkeep.server.wire import Envelope, LockOut, SessionOut, lock_out, session_out
@@ -47,10 +50,36 @@ async def device_session(
     page = await manager.list_sessions(flt, NEWEST_FIRST, 1)
     if page.sessions:
         return Envelope(data=session_out(page.sessions[0]))
-    session = await manager.create_session(owner=owner, device_id=from_header)
+    newest = await _newest(manager, owner, from_header)
+    if newest is not None and not newest.is_expired(manager.clock.now()):
+        return Envelope(data=session_out(newest))  # created since the first look
+    try:
+        session = await manager.create_session(
+            id=_next_id(owner, from_header, newest), owner=owner, device_id=from_header
+        )
+    except SessionExistsError:
+        page = await manager.list_sessions(flt, NEWEST_FIRST, 1)
+        if not page.sessions:
+            raise
+        return Envelope(data=session_out(page.sessions[0]))
     response.status_code = 201
     response.headers["Location"] = f"/api/sessions/{session.id}"
     return Envelope(data=session_out(session))
+
+
+async def _newest(manager: SessionManager, owner: str | None, device_id: str) -> Session | None:
+    flt = SessionFilter(owner=owner, device_id=device_id, include_expired=True)
+    page = await manager.list_sessions(flt, NEWEST_FIRST, 1)
+    return page.sessions[0] if page.sessions else None
+
+
+def _next_id(owner: str | None, device_id: str, newest: Session | None) -> str:
+    """The id of the device's next session, derived from its newest (expired) one:
+    requests that race to create it (on any instance) choose the same id, so one creates
+    it and the others answer with that session."""
+    previous = "" if newest is None else newest.id
+    key = "\0".join((owner or "", device_id, previous)).encode()
+    return "device-" + hashlib.sha256(key).hexdigest()[:32]
 
 
 @router.get(

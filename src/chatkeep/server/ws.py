@@ -42,6 +42,7 @@ from chatkeep.server.ws_wire import (
     Leave,
     Ping,
     Send,
+    Watch,
     history_frame,
     parse_client_frame,
     relayed_frame,
@@ -54,6 +55,10 @@ logger = logging.getLogger("chatkeep.server.ws")
 MAX_PENDING: Final = 1000
 """Outgoing frames a connection may have waiting; a client that falls further behind is
 closed with ``TRY_AGAIN_LATER`` (it can join again with ``lastSeq``)."""
+
+MAX_AHEAD: Final = 1024
+"""Messages a connection may have been told out of ``seq`` order before the gap below
+them is given up."""
 
 router = APIRouter()
 
@@ -90,11 +95,32 @@ class TokenBucket:
 @dataclass(slots=True)
 class Membership:
     """One joined session: while ``joining``, delivered messages wait in ``held``;
-    afterwards only those after ``seen`` go out."""
+    afterwards each stored message goes out once. ``seen``: every ``seq`` up to it is
+    done with; ``ahead``: the ones above it that are (sent by this connection, which got
+    a ``message:ack`` instead, or told out of order: two instances may publish in
+    another order than they stored)."""
 
     joining: bool = True
     seen: int = 0
     held: list[tuple[int | None, str]] = field(default_factory=list)
+    ahead: set[int] = field(default_factory=set)
+
+    def take(self, seq: int) -> bool:
+        """True if the message ``seq`` is new to this connection (it is now done with)."""
+        if seq <= self.seen or seq in self.ahead:
+            return False
+        self.done(seq)
+        return True
+
+    def done(self, seq: int) -> None:
+        if seq <= self.seen:
+            return
+        self.ahead.add(seq)
+        if len(self.ahead) > MAX_AHEAD:  # a gap that will not fill: give it up
+            self.seen = min(self.ahead) - 1
+        while self.seen + 1 in self.ahead:
+            self.seen += 1
+            self.ahead.remove(self.seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +249,8 @@ class Connection:
             await self._handle(parsed)
 
     # -- frames -------------------------------------------------------------
-    async def _handle(self, frame: Join | Leave | Send | Ping) -> None:
-        session_id = None if isinstance(frame, Ping) else frame.session_id
+    async def _handle(self, frame: Join | Leave | Send | Ping | Watch) -> None:
+        session_id = None if isinstance(frame, Ping | Watch) else frame.session_id
         client_id = frame.client_id if isinstance(frame, Send) else None
         try:
             if isinstance(frame, Join):
@@ -235,6 +261,8 @@ class Connection:
                 self._rooms.leave(frame.session_id, self)
             elif isinstance(frame, Send):
                 await self._send(frame)
+            elif isinstance(frame, Watch):
+                self._watch(frame)
             else:
                 self._push(PONG)
         except FrameError as exc:
@@ -270,9 +298,10 @@ class Connection:
                 FrameCode.TOO_MANY_SESSIONS, f"at most {limit} sessions per connection"
             )
         joining = self._joined[sid] = Membership()
-        self._rooms.join(sid, self)
         try:
-            session, created = await self._open(sid, create=frame.create)
+            await self._rooms.join(sid, self)
+            with self._rooms.sending(self):
+                session, created = await self._open(sid, create=frame.create)
             on_client = session.persistence is Persistence.CLIENT
             after = frame.last_seq
             history = [] if on_client else await self._manager.get_messages(sid, after_seq=after)
@@ -286,6 +315,8 @@ class Connection:
         self._push(session_frame(session, created=created))
         self._push(history_frame(session, history, on_client=on_client))
         joining.seen = max([m.seq for m in history], default=frame.last_seq or 0)
+        if not on_client:
+            joining.seen = max(joining.seen, session.last_seq)
         joining.joining = False
         held, joining.held = joining.held, []
         for seq, received in held:
@@ -316,10 +347,19 @@ class Connection:
             self._relay(frame)
             return
         stored = result.messages[0]
+        joined = self._joined.get(frame.session_id)
+        if joined is not None:
+            joined.done(stored.seq)
         ack = Ack(
             session_id=stored.session_id, client_id=frame.client_id, id=stored.id, seq=stored.seq
         )
         self._push(text(ack))
+
+    def _watch(self, frame: Watch) -> None:
+        if frame.type == "sessions:watch":
+            self._rooms.watch(self, self._caller)
+        else:
+            self._rooms.unwatch(self)
 
     def _relay(self, frame: Send) -> None:
         """A client-mode session's message: handed to the other members, not stored."""
@@ -340,15 +380,23 @@ class Connection:
             return
         if membership.joining:
             membership.held.append((seq, frame))
-        elif seq is None:
-            self._push(frame)
-        elif seq > membership.seen:
-            membership.seen = seq
+        elif seq is None or membership.take(seq):
             self._push(frame)
 
-    def session_ended(self, session_id: str, frame: str) -> None:
-        if self._joined.pop(session_id, None) is not None:
-            self._push(frame)
+    def session_ended(self, session_id: str, frame: str) -> bool:
+        if self._joined.pop(session_id, None) is None:
+            return False
+        self._push(frame)
+        return True
+
+    def notify(self, frame: str) -> None:
+        self._push(frame)
+
+    def last_seq(self, session_id: str) -> int | None:
+        membership = self._joined.get(session_id)
+        if membership is None or membership.joining:
+            return None
+        return membership.seen
 
 
 def _manager(websocket: WebSocket) -> SessionManager:

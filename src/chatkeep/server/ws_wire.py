@@ -1,7 +1,8 @@
 """The WebSocket frames: JSON text objects with a ``type``, camelCase like the REST API.
 
-A client sends ``session:join``, ``session:leave``, ``message:send`` and ``ping``; the
-server answers with the frames below. :func:`parse_client_frame` turns a text frame into
+A client sends ``session:join``, ``session:leave``, ``message:send``, ``ping``, and
+``sessions:watch`` / ``sessions:unwatch`` (the lobby: its owner's session list); the server
+answers with the frames below. :func:`parse_client_frame` turns a text frame into
 one of the client models or raises :class:`FrameError` with the error code to answer.
 """
 
@@ -71,11 +72,19 @@ class Ping(Wire):
     type: Literal["ping"]
 
 
-ClientFrame = Annotated[Join | Leave | Send | Ping, Field(discriminator="type")]
-_CLIENT_FRAME: TypeAdapter[Join | Leave | Send | Ping] = TypeAdapter(ClientFrame)
+class Watch(Wire):
+    """Start (``sessions:watch``) or stop (``sessions:unwatch``) getting the lobby frames:
+    ``session:created|deleted|expired`` of every session the connection's owner may see."""
+
+    type: Literal["sessions:watch", "sessions:unwatch"]
 
 
-def parse_client_frame(text: str) -> Join | Leave | Send | Ping:
+AnyClientFrame = Join | Leave | Send | Ping | Watch
+ClientFrame = Annotated[AnyClientFrame, Field(discriminator="type")]
+_CLIENT_FRAME: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
+
+
+def parse_client_frame(text: str) -> AnyClientFrame:
     try:
         return _CLIENT_FRAME.validate_json(text)
     except ValidationError as exc:
@@ -99,7 +108,8 @@ class SessionFrame(Wire):
 
 
 class SessionEnded(Wire):
-    """``session:deleted`` or ``session:expired``, to every member of the session."""
+    """``session:deleted`` or ``session:expired``, to every member of the session and to
+    the connections watching the lobby that may see it."""
 
     type: Literal["session:deleted", "session:expired"]
     session_id: str

@@ -29,6 +29,9 @@ class Backend(ABC):
     """Storage primitives. Reads see the writes of the current transaction."""
 
     name: str
+    writes_on_loop: bool = False
+    """Run writes on the event loop instead of the store's thread (no hop, but the loop
+    waits for each commit)."""
 
     # -- transactions -------------------------------------------------------
     @abstractmethod

@@ -32,11 +32,23 @@ Op: TypeAlias = Generator[Call, Any, T]
 """An operation: yields calls, gets their results, returns ``T``."""
 
 
-def run(target: object, op: Op[T]) -> T:
-    """Carry ``op`` out on a synchronous backend."""
+READS = frozenset(
+    (
+        "get_session", "query_sessions", "expired_ids", "search", "find_messages",
+        "read_messages", "counts", "check",
+    )
+)  # fmt: skip
+"""The calls that change nothing."""
+
+
+def run(target: object, op: Op[T], made: list[str] | None = None) -> T:
+    """Carry ``op`` out on a synchronous backend, noting in ``made`` (if given) the name
+    of every call, as it is made."""
     try:
         method, args, kwargs = next(op)
         while True:
+            if made is not None:
+                made.append(method)
             result = getattr(target, method)(*args, **kwargs)
             method, args, kwargs = op.send(result)
     except StopIteration as done:

@@ -14,6 +14,7 @@ from chatkeep.core.validation import Limits
 from chatkeep.stores import calls, ops
 from chatkeep.stores.backend import Backend
 from chatkeep.stores.base import OptimizeReport
+from chatkeep.stores.group_commit import GroupCommit
 from chatkeep.stores.runner import Runner
 from chatkeep.stores.surface import Operations, StoreSurface
 
@@ -49,6 +50,9 @@ class LocalStore(StoreSurface):
         self._runner = runner
         self._lock = asyncio.Lock()
         self._reader = backend.reader()
+        self._group = GroupCommit(
+            backend, runner, self._lock, self._context, inline=backend.writes_on_loop
+        )
 
     def _atomic(
         self,
@@ -69,13 +73,12 @@ class LocalStore(StoreSurface):
 
     async def _call(self, op: ops.Operation, *args: object, write: bool) -> Any:
         self._check_open()
-        if not write and self._reader is not None:
+        if op is ops.search:
+            # The backend may have messages to add to its search index first.
+            write = True
+        elif not write and self._reader is not None:
             return self._atomic(self._reader, op, self._context(), args, write)
-        async with self._lock:
-            ctx = self._context()
-            return await self._runner.run(
-                partial(self._atomic, self._backend, op, ctx, args, write)
-            )
+        return await self._group.submit(op, args, write)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -39,6 +39,7 @@ from chatkeep.stores import calls as call
 from chatkeep.stores.backend import Counts
 from chatkeep.stores.base import Appended
 from chatkeep.stores.calls import Op
+from chatkeep.stores.outbox import Change, Verdict, verdict
 
 _SCAN_PAGE = 500
 
@@ -353,3 +354,43 @@ def check(ctx: Context) -> Op[tuple[list[str], dict[str, JSON]]]:
 
 def optimize(ctx: Context) -> Op[list[str]]:
     return (yield from call.optimize())
+
+
+def load_session(ctx: Context, session_id: str) -> Op[tuple[Session, list[Message]] | None]:
+    """The session (expired or not) with every message; None if there is none."""
+    session = yield from call.get_session(check_id(session_id, "session_id"))
+    if session is None:
+        return None
+    return session, (yield from call.read_messages(session.id))
+
+
+def apply_change(ctx: Context, change: Change) -> Op[Verdict]:
+    """Bring the copy of a session up to date with ``change`` (an outbox entry), if
+    :func:`~chatkeep.stores.outbox.verdict` says it applies; returns the verdict."""
+    sid = change.session_id
+    current = yield from call.get_session(sid)
+    decided = verdict(current, change)
+    if decided is not Verdict.APPLY:
+        return decided
+    if change.session is None:
+        yield from call.delete_session(sid)
+        return decided
+    if change.whole:
+        if current is not None:
+            yield from call.delete_session(sid)
+        yield from call.put_session(change.session, new=True)
+    else:
+        if change.wiped:
+            yield from call.clear_messages(sid)
+        elif change.floor:
+            oldest = yield from call.read_messages(sid, before_seq=change.floor + 1)
+            if oldest:
+                yield from call.drop_oldest(sid, len(oldest))
+        for seq in change.gone:
+            if not change.wiped and seq > change.floor:
+                yield from call.delete_message(sid, seq)
+    if change.added:
+        yield from call.insert_messages(sid, change.added)
+    if not change.whole:
+        yield from call.put_session(change.session, new=False)
+    return decided

@@ -31,10 +31,21 @@ class PostgresOptions:
     pool_min: int = 1
     pool_max: int = 10
     connect_timeout: float = 10.0
+    cache_sessions: int = 1024
+    """Session rows kept to check instead of read again (0: none)."""
+    cache_messages: int = 100
+    """Newest messages kept with each of them."""
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> PostgresOptions:
-        known = ("schema", "pool_min", "pool_max", "connect_timeout")
+        known = (
+            "schema",
+            "pool_min",
+            "pool_max",
+            "connect_timeout",
+            "cache_sessions",
+            "cache_messages",
+        )
         unknown = sorted(set(options) - set(known) - DRIVER_OPTIONS)
         if unknown:
             raise ConfigurationError(
@@ -54,7 +65,13 @@ class PostgresOptions:
         timeout = _number(options, "connect_timeout", 10.0, float)
         if not timeout > 0:
             raise ConfigurationError("connect_timeout", "must be a positive number of seconds")
-        return cls(schema, low, high, timeout)
+        sessions = _number(options, "cache_sessions", 1024, int)
+        if sessions < 0:
+            raise ConfigurationError("cache_sessions", "must be a number of sessions (0 or more)")
+        messages = _number(options, "cache_messages", 100, int)
+        if messages < 0:
+            raise ConfigurationError("cache_messages", "must be a number of messages (0 or more)")
+        return cls(schema, low, high, timeout, sessions, messages)
 
 
 N = TypeVar("N", int, float)

@@ -44,15 +44,26 @@ INSERT_SESSION = (
 )
 
 
-INSERT_MESSAGES = (
-    "INSERT INTO messages (session_id, seq, id, role, content, content_kind, user_id, "
-    "created_at, metadata, words) "
-    "SELECT $1, t.seq, t.id, t.role, t.content, t.kind, t.user_id, t.created_at, t.metadata, "
-    "array_to_tsvector(string_to_array(t.words, ' ')) "
-    "FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::smallint[], "
-    "$7::text[], $8::bigint[], $9::text[], $10::text[]) "
-    "AS t (seq, id, role, content, kind, user_id, created_at, metadata, words)"
-)
+def _insert_messages(first: int) -> str:
+    """``INSERT`` of the messages of session ``$1`` from nine column arrays, the first
+    of them parameter ``first``."""
+    arrays = ", ".join(
+        f"${first + n}::{kind}[]"
+        for n, kind in enumerate(
+            ("bigint", "text", "text", "text", "smallint", "text", "bigint", "text", "text")
+        )
+    )
+    return (
+        "INSERT INTO messages (session_id, seq, id, role, content, content_kind, user_id, "
+        "created_at, metadata, words) "
+        "SELECT $1, t.seq, t.id, t.role, t.content, t.kind, t.user_id, t.created_at, "
+        "t.metadata, array_to_tsvector(string_to_array(t.words, ' ')) "
+        f"FROM unnest({arrays}) "
+        "AS t (seq, id, role, content, kind, user_id, created_at, metadata, words)"
+    )
+
+
+INSERT_MESSAGES = _insert_messages(2)
 _INSERT_WIDTH = 10
 """The parameters of :data:`INSERT_MESSAGES`: the session id and nine columns."""
 
@@ -89,6 +100,65 @@ READ_OLDEST = f"{_READ} LIMIT $4"
 READ_NEWEST = f"{_READ} DESC LIMIT $4"
 DELETE_MESSAGE = "DELETE FROM messages WHERE session_id = $1 AND seq = $2"
 CLEAR_MESSAGES = "DELETE FROM messages WHERE session_id = $1"
+
+# -- statements that name the row version they expect (see postgres_cache) -----------
+GET_KEYED_SESSION = f"SELECT {_S}, s.xmin FROM sessions AS s WHERE s.id = $1"
+"""The session and, last, its row version."""
+SESSION_VERSION = "SELECT xmin FROM sessions WHERE id = $1"
+INSERT_KEYED_SESSION = f"{INSERT_SESSION} RETURNING xmin"
+"""The new row's version; no row if the id is taken."""
+DELETE_KEYED_SESSION = "DELETE FROM sessions WHERE id = $1 AND xmin = $2::xid"
+_KEYED_READ = (
+    f"SELECT {_MM} FROM sessions AS s LEFT JOIN LATERAL ({_READ} {{0}} LIMIT $4) AS m ON TRUE "
+    "WHERE s.id = $1 AND s.xmin = $5::xid ORDER BY m.seq {0}"
+)
+READ_KEYED_OLDEST = _KEYED_READ.format("")
+READ_KEYED_NEWEST = _KEYED_READ.format("DESC")
+""":data:`READ_OLDEST` and :data:`READ_NEWEST` of session ``$1`` if its row version is
+still ``$5``: no row if it is not; one row of nulls if it is and holds no message."""
+
+MESSAGE_WRITES = {"insert": 9, "drop": 1, "delete": 1, "clear": 0}
+"""The writes of messages :func:`keyed_write` makes, and the parameters each takes."""
+_MESSAGE_WRITE = {
+    "drop": "DELETE FROM messages WHERE session_id = $1 AND seq IN "
+    "(SELECT seq FROM messages WHERE session_id = $1 ORDER BY seq LIMIT ${0})",
+    "delete": "DELETE FROM messages WHERE session_id = $1 AND seq = ${0}",
+    "clear": "DELETE FROM messages WHERE session_id = $1",
+}
+
+
+@functools.lru_cache(maxsize=256)
+def keyed_write(columns: tuple[int, ...], writes: tuple[str, ...]) -> str:
+    """One statement that updates the given :data:`SESSION_COLUMNS` of session ``$1``
+    if its row version is still ``$2``, and only then makes the ``writes`` of its
+    messages (:data:`MESSAGE_WRITES`). It returns the row's new version, or no row
+    (and changes nothing) if the session has changed or is gone.
+
+    Parameters: ``$1``, ``$2``, the columns' values (then the metadata's words when
+    the metadata is among them), then each write's. Every part sees the rows as they
+    were before the statement: a drop or a delete never meets the inserted messages.
+    """
+    if not columns:
+        raise ValueError("expected columns to update, got none")
+    n = 3
+    sets = []
+    for i in columns:
+        sets.append(f"{SESSION_COLUMNS[i]} = ${n}")
+        n += 1
+    if METADATA in columns:
+        sets.append(f"words = {_LEXEMES.format(n)}")
+        n += 1
+    parts = [
+        f"changed AS (UPDATE sessions SET {', '.join(sets)} "
+        "WHERE id = $1 AND xmin = $2::xid RETURNING xmin)"
+    ]
+    for k, write in enumerate(writes):
+        sql = _insert_messages(n) if write == "insert" else _MESSAGE_WRITE[write].format(n)
+        glue = " WHERE" if write == "insert" else " AND"
+        parts.append(f"w{k} AS ({sql}{glue} EXISTS (SELECT FROM changed))")
+        n += MESSAGE_WRITES[write]
+    return f"WITH {', '.join(parts)} SELECT xmin FROM changed"
+
 
 COUNTS = (
     "SELECT count(*), count(*) FILTER (WHERE expires_at <= $1), "
@@ -157,12 +227,13 @@ def _exact_number(value: object) -> int | None:
 
 
 def _metadata_condition(key: object, value: JSON, p: _Params) -> str:
-    """A condition that every session whose metadata has ``key`` == ``value`` meets."""
+    """A condition that every session whose metadata has ``key`` == ``value`` meets. A
+    containment test also states the condition of the partial index it can use."""
     if not isinstance(key, str):
         return "FALSE"
     if value is None or isinstance(value, str):
         probe = dumps({key: value}).replace("\\u0000", "\\ufffd")
-        return f"s.meta @> {p(probe)}::jsonb"
+        return f"s.meta @> {p(probe)}::jsonb AND s.meta <> '{{}}'"
     item = f"(s.meta -> {p(key.replace(chr(0), chr(0xFFFD)))}::text)"
     if isinstance(value, dict | list):
         return f"jsonb_typeof{item} = '{'object' if isinstance(value, dict) else 'array'}'"
@@ -205,7 +276,9 @@ def select_sessions(
             where.append(f"s.{column} = {p(wanted)}" if _storable(wanted) else "FALSE")
     if flt.tags:
         tags = sorted(flt.tags) if all(map(_storable, flt.tags)) else None
-        where.append("FALSE" if tags is None else f"s.tags @> {p(tags)}::text[]")
+        where.append(
+            "FALSE" if tags is None else f"s.tags @> {p(tags)}::text[] AND s.tags <> '{{}}'"
+        )
     for key, value in flt.metadata.items():
         where.append(_metadata_condition(key, value, p))
     for condition, when in (

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +39,7 @@ from chatkeep.errors import ConfigurationError, StoreUnavailableError
 from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_link import Link
 from chatkeep.stores.redis_maintenance import prune
+from chatkeep.stores.redis_options import number_option
 from chatkeep.stores.redis_txn import RedisTxn
 from chatkeep.stores.remote_backend import AsyncBackend
 from chatkeep.stores.urls import masked
@@ -72,24 +73,11 @@ class RedisOptions:
             )
         return cls(
             prefix,
-            int(_number(options, "max_connections", _MAX_CONNECTIONS, int, "a number >= 1")),
-            _number(options, "socket_timeout", _SOCKET_TIMEOUT, float, "a number of seconds > 0"),
+            int(number_option(options, "max_connections", _MAX_CONNECTIONS, int, "a number >= 1")),
+            number_option(
+                options, "socket_timeout", _SOCKET_TIMEOUT, float, "a number of seconds > 0"
+            ),
         )
-
-
-def _number(
-    options: Mapping[str, str], name: str, default: float, kind: type[int] | type[float], what: str
-) -> float:
-    text = options.get(name)
-    if text is None:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ConfigurationError(name, f"{text!r} is not {what}") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigurationError(name, f"{text!r} is not {what}")
-    return value
 
 
 class RedisBackend(AsyncBackend):
@@ -102,6 +90,10 @@ class RedisBackend(AsyncBackend):
         self.options = options
         self.keys = Keys(options.prefix)
         self.where = where
+        self.log_changes = False
+        """Write transactions put their changes in the write-behind outbox."""
+        self.idle_millis: int | None = None
+        """The longest a session's keys stay in Redis without a write (None: no cap)."""
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, str]) -> RedisBackend:
@@ -139,6 +131,10 @@ class RedisBackend(AsyncBackend):
                     ) from exc
             await asyncio.sleep(0.2 * 2**attempt)
 
+    def connection(self) -> AbstractAsyncContextManager[Link]:
+        """A connection of the pool for the block."""
+        return self._link()
+
     @asynccontextmanager
     async def _link(self) -> AsyncIterator[Link]:
         """A connection of the pool for the block."""
@@ -152,9 +148,19 @@ class RedisBackend(AsyncBackend):
             await self._pool.release(conn)
 
     @asynccontextmanager
-    async def transaction(self, write: bool) -> AsyncIterator[RedisTxn]:
+    async def transaction(self, write: bool, *, log: bool = True) -> AsyncIterator[RedisTxn]:
+        """A transaction; ``log=False`` keeps its writes out of the outbox (a copy that
+        is in the durable store already)."""
         async with self._link() as link:
-            txn = RedisTxn(link, self.keys, write)
+            txn = RedisTxn(
+                link,
+                self.keys,
+                write,
+                log=log and self.log_changes,
+                # A logged write keeps the session's own TTL until the sync starts the
+                # idle one (redis_outbox.ack): nothing leaves Redis before it is synced.
+                idle_millis=None if log and self.log_changes else self.idle_millis,
+            )
             try:
                 yield txn
                 await txn.commit()

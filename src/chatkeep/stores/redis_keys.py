@@ -10,6 +10,9 @@ key                            type    holds
 ``P:by:<field>``               zset    every session id, scored by ``<field>`` (micros)
 ``P:o:<field>:<owner>``        zset    the owner's session ids, scored by ``<field>``
 ``P:expiry``                   zset    ids of sessions that expire, scored by expires_at
+``P:outbox``                   stream  write-behind: changes not yet in the durable store
+``P:outbox:waiting``           hash    write-behind: session id -> its changes in the outbox
+``P:outbox:dead``              stream  write-behind: changes the durable store refused
 =============================  ======  ===================================================
 
 ``<field>`` is one of ``created_at``, ``updated_at``, ``last_activity_at``. Members of
@@ -33,6 +36,9 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.expiry = f"{prefix}:expiry"
+        self.outbox = f"{prefix}:outbox"
+        self.waiting = f"{prefix}:outbox:waiting"
+        self.dead = f"{prefix}:outbox:dead"
 
     def session(self, session_id: str) -> str:
         return f"{self.prefix}:s:{session_id}"

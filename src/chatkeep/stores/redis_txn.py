@@ -39,9 +39,11 @@ from chatkeep.errors import (
     TransactionConflictError,
 )
 from chatkeep.stores import redis_maintenance as maintenance
+from chatkeep.stores import redis_outbox as outbox
 from chatkeep.stores import redis_scan as scan
 from chatkeep.stores.backend import Counts
 from chatkeep.stores.memory_history import own_message, own_session
+from chatkeep.stores.outbox import change_of
 from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_link import Command, Link
 from chatkeep.stores.redis_overlay import Pending, merge
@@ -66,6 +68,8 @@ class Entry:
     current: Session | None
     dirty: bool = False
     pending: Pending | None = None
+    whole: bool = False
+    """The session was created (or replaced whole) in this transaction."""
 
     def changes(self) -> Pending:
         self.dirty = True
@@ -75,10 +79,24 @@ class Entry:
 
 
 class RedisTxn(AsyncTxn):
-    def __init__(self, link: Link, keys: Keys, write: bool) -> None:
+    """``log``: also put each changed session's :class:`~chatkeep.stores.outbox.Change`
+    in the write-behind outbox, in the same EXEC; ``idle_millis`` caps the native TTL
+    of the sessions written (see :func:`~chatkeep.stores.redis_writes.gc_millis`)."""
+
+    def __init__(
+        self,
+        link: Link,
+        keys: Keys,
+        write: bool,
+        *,
+        log: bool = False,
+        idle_millis: int | None = None,
+    ) -> None:
         self.link = link
         self.keys = keys
         self.write = write
+        self.log = log
+        self.idle_millis = idle_millis
         self._token = secrets.token_hex(8)
         self._entries: dict[str, Entry] = {}
         self._locks: list[str] = []
@@ -177,6 +195,7 @@ class RedisTxn(AsyncTxn):
             raise SessionNotFoundError(session.id)
         if new:
             entry.pending = Pending(wiped=True)
+            entry.whole = True
         entry.current = own_session(session)
         entry.dirty = True
 
@@ -327,7 +346,11 @@ class RedisTxn(AsyncTxn):
             return
         commands: list[Command] = [("MULTI",)]
         for sid, entry in dirty:
-            commands += session_writes(self.keys, sid, entry.stored, entry.current, entry.pending)
+            commands += session_writes(
+                self.keys, sid, entry.stored, entry.current, entry.pending, self.idle_millis
+            )
+            if self.log:
+                commands += self._logged(sid, entry)
         commands += unlock
         commands.append(("EXEC",))
         about = ", ".join(repr(sid) for sid, _ in dirty)
@@ -343,6 +366,21 @@ class RedisTxn(AsyncTxn):
         for reply in replies[-1]:
             if isinstance(reply, Exception):
                 raise self.link.error(reply, f"session {about}")  # type: ignore[arg-type]
+
+    def _logged(self, session_id: str, entry: Entry) -> list[Command]:
+        """The outbox commands recording what this transaction does to the session."""
+        pending = entry.pending or Pending()
+        change = change_of(
+            session_id,
+            entry.stored,
+            entry.current,
+            whole=entry.whole,
+            added=pending.added,
+            wiped=pending.wiped,
+            floor=pending.floor,
+            gone=sorted(pending.gone),
+        )
+        return [] if change is None else outbox.record(self.keys, change)
 
     async def abort(self) -> None:
         """Drop the writes, the watches and the locks (a failure to release them is

@@ -26,12 +26,17 @@ GC_GRACE = timedelta(days=1)
 _MS = timedelta(milliseconds=1)
 
 
-def gc_millis(session: Session) -> int | None:
-    """The native TTL of the session's keys, in milliseconds (None: kept forever)."""
+def gc_millis(session: Session, idle_millis: int | None = None) -> int | None:
+    """The native TTL of the session's keys, in milliseconds (None: kept forever).
+
+    ``idle_millis`` caps it: with write-behind, the keys leave Redis after that long
+    without a write, whatever the session's own expiry (the durable copy stays).
+    """
     if session.expires_at is None:
-        return None
+        return idle_millis
     left = max(session.expires_at - session.updated_at, timedelta(0))
-    return (left + GC_GRACE) // _MS
+    millis = (left + GC_GRACE) // _MS
+    return millis if idle_millis is None else min(millis, idle_millis)
 
 
 def session_writes(
@@ -40,8 +45,10 @@ def session_writes(
     stored: Session | None,
     current: Session | None,
     pending: Pending | None,
+    idle_millis: int | None = None,
 ) -> list[Command]:
-    """Commands turning ``stored`` (what Redis holds) into ``current`` (None: deleted)."""
+    """Commands turning ``stored`` (what Redis holds) into ``current`` (None: deleted);
+    ``idle_millis`` caps the native TTL (see :func:`gc_millis`)."""
     record, messages, ids = keys.data(session_id)
     out: list[Command] = []
     if current is None:
@@ -62,14 +69,15 @@ def session_writes(
         out.append(("ZADD", keys.by(field), value, session_id))
         if current.owner is not None:
             out.append(("ZADD", keys.owned(field, current.owner), value, session_id))
-    millis = gc_millis(current)
-    if millis is None:
+    if current.expires_at is None:
         out.append(("ZREM", keys.expiry, session_id))
+    else:
+        out.append(("ZADD", keys.expiry, score(current.expires_at), session_id))
+    millis = gc_millis(current, idle_millis)
+    if millis is None:
         if stored is None or stored.expires_at is not None:
             out += [("PERSIST", key) for key in (record, messages, ids)]
     else:
-        assert current.expires_at is not None
-        out.append(("ZADD", keys.expiry, score(current.expires_at), session_id))
         out += [("PEXPIRE", key, millis) for key in (record, messages, ids)]
     return out
 

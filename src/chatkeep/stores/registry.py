@@ -1,4 +1,6 @@
-"""Open a store from a URL: ``memory://``, ``sqlite:///path.db``, ``file:///dir``."""
+"""Open a store from a URL: ``memory://``, ``sqlite:///path.db``, ``file:///dir``,
+``postgresql://...``, ``redis://...`` (with ``write_behind=<durable URL>``: a Redis store
+written behind to a durable one, see :mod:`chatkeep.stores.tiered`)."""
 
 from __future__ import annotations
 
@@ -100,6 +102,17 @@ def _remote_backend(scheme: str) -> type[AsyncBackend]:
     return backend
 
 
+async def _tiered(url: str, options: dict[str, str], kwargs: dict[str, Any]) -> StoreSurface:
+    """A Redis store written behind to the durable store its ``write_behind`` names."""
+    _remote_backend("redis")  # the driver is there, or a clear error
+    from chatkeep.stores.tiered import open_tiered
+    from chatkeep.stores.tiered_options import TierOptions
+
+    tier, rest = TierOptions.split(options)
+    assert tier is not None
+    return await open_tiered(url, tier, rest, **kwargs)
+
+
 _LOCAL: dict[str, Callable[[StoreURL], Awaitable[tuple[Backend, Runner]]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
@@ -123,6 +136,8 @@ class StoreOpener:
         parsed = StoreURL.parse(self._url)
         if parsed.scheme in ("postgres", *_REMOTE):
             scheme = "postgresql" if parsed.scheme == "postgres" else parsed.scheme
+            if scheme == "redis" and "write_behind" in parsed.options:
+                return await _tiered(self._url, parsed.options, self._kwargs)
             remote = await _remote_backend(scheme).open(self._url, parsed.options)
             return RemoteStore(remote, **self._kwargs)
         factory = _LOCAL.get(parsed.scheme)

@@ -3,7 +3,8 @@
 Operations run concurrently, each in its own backend transaction (a pooled connection,
 or a Redis optimistic transaction). A backend that detects a lost race raises
 :class:`~chatkeep.errors.TransactionConflictError`; a single operation is then run again
-from the start.
+from the start. Its first run goes through :meth:`AsyncBackend.operation`, the next ones
+through :meth:`AsyncBackend.transaction`.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ class RemoteStore(StoreSurface):
 
     async def _call(self, op: ops.Operation, *args: object, write: bool) -> Any:
         self._check_open()
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            backend = self._backend
             try:
-                async with self._backend.transaction(write) as txn:
+                async with (backend.transaction if attempt else backend.operation)(write) as txn:
                     return await calls.run_async(txn, op(self._context(), *args))
             except TransactionConflictError:
                 continue

@@ -105,6 +105,12 @@ class AsyncBackend(ABC):
         """A transaction: committed when the block ends, rolled back if it raises.
         Driver errors surface as StoreUnavailableError."""
 
+    def operation(self, write: bool) -> AbstractAsyncContextManager[AsyncTxn]:
+        """Where the store runs a single operation first: a :meth:`transaction` unless the
+        backend has a cheaper way. That way may raise TransactionConflictError before it
+        writes anything; the store then runs the operation again in a :meth:`transaction`."""
+        return self.transaction(write)
+
     @abstractmethod
     async def optimize(self) -> list[str]: ...
 

@@ -1,9 +1,11 @@
 """The SQLite backend: one database file in WAL mode, searched with FTS5.
 
-It uses the standard ``sqlite3`` module on one connection that a single worker thread
-drives; transactions are issued explicitly (``BEGIN IMMEDIATE`` for writes). Records
-are rows (see ``sql/sqlite_schema.sql``); how a :class:`SessionFilter` and a search
-become SQL lives in :mod:`chatkeep.stores.sqlite_query`.
+It uses the standard ``sqlite3`` module on one writing connection, driven by the store's
+worker thread (or, with ``?writer=loop``, by the event loop), and a read-only one for
+reads on the event loop; transactions are issued explicitly (``BEGIN IMMEDIATE`` for
+writes). Records are rows (see ``sql/sqlite_schema.sql``); how a :class:`SessionFilter`
+and a search become SQL lives in :mod:`chatkeep.stores.sqlite_query`; messages reach
+the search index in batches (:mod:`chatkeep.stores.sqlite_index`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from chatkeep.errors import (
 from chatkeep.stores import sqlite_query as q
 from chatkeep.stores.backend import Backend, Counts
 from chatkeep.stores.sqlite_cache import RecordCache, Tracker
+from chatkeep.stores.sqlite_index import COUNT_QUEUED, MessageIndex
 from chatkeep.stores.sqlite_rows import (
     decode_message,
     decode_session,
@@ -90,7 +93,9 @@ class SqliteBackend(Backend):
         )
         self.path = path
         self.options = options
+        self.writes_on_loop = options.writer == "loop"
         self._seen: dict[str, _Seen] = {}
+        self._index = None if read_only else MessageIndex(conn)
         self._probes: list[object] = []
         self._closed = False
         conn.create_function("chatkeep_equal", 3, functools.partial(q.metadata_equal, self._probes))
@@ -143,13 +148,19 @@ class SqliteBackend(Backend):
             raise RuntimeError("expected no open transaction, got one")
         self._seen.clear()
         self._records.begin(write)
+        if self._index is not None:
+            self._index.begin()
         if not self._read_only:
             self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     @_guarded
     def commit(self) -> None:
         if self._conn.in_transaction:
+            if self._index is not None and self._index.due():
+                self._index.catch_up()
             self._conn.execute("COMMIT")
+        if self._index is not None:
+            self._index.committed()
         self._records.committed()
 
     @_guarded
@@ -157,6 +168,8 @@ class SqliteBackend(Backend):
         """Undo every write since ``begin``; does nothing when no transaction is open."""
         self._seen.clear()
         self._records.reset()
+        if self._index is not None:
+            self._index.rolled_back()
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
@@ -282,6 +295,8 @@ class SqliteBackend(Backend):
         limit: int,
         now: datetime,
     ) -> list[SearchHit]:
+        if self._index is not None:
+            self._index.catch_up()
         params = {
             "match": match_expression(terms),
             "owner": owner,
@@ -308,13 +323,16 @@ class SqliteBackend(Backend):
 
     @_guarded
     def insert_messages(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Insert the messages and queue them for the search index (see
+        :mod:`chatkeep.stores.sqlite_index`)."""
+        if self._index is None:
+            raise RuntimeError("expected a writing connection, got a read-only one")
         execute = self._conn.execute
+        first = doc = self._index.reserve(len(messages))
         for message in messages:
-            text = index_text(message.content, message.metadata)
-            doc = None
-            if text:
-                doc = execute(q.INDEX_MESSAGE, (text, session_id, message.seq)).lastrowid
             execute(q.INSERT_MESSAGE, message_row(session_id, message, doc))
+            doc += 1
+        self._index.enqueue(session_id, messages, first)
         self._records.inserted(session_id, messages)
 
     @_guarded
@@ -376,6 +394,8 @@ class SqliteBackend(Backend):
         first and opened again afterwards.
         """
         reopen = self._conn.in_transaction
+        if self._index is not None:
+            self._index.catch_up()
         if reopen:
             self._conn.execute("COMMIT")
         try:
@@ -405,6 +425,7 @@ class SqliteBackend(Backend):
             "journal_mode": mode,
             "synchronous": _SYNCHRONOUS_NAMES.get(level, str(level)),
             "schema_version": pragma("PRAGMA user_version").fetchone()[0],
+            "unindexed_messages": pragma(COUNT_QUEUED).fetchone()[0],
             "sqlite_version": sqlite3.sqlite_version,
             **sizes,
         }

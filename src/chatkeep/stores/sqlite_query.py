@@ -70,7 +70,6 @@ FIND_MESSAGES = (
     f"SELECT {_MM} FROM json_each(?) AS k CROSS JOIN messages AS m "
     "ON m.session_id = ? AND m.id = k.value"
 )
-INDEX_MESSAGE = "INSERT INTO message_search (words, session_id, seq) VALUES (?, ?, ?)"
 INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 DROP_OLDEST = (
     "DELETE FROM messages WHERE session_id = ? AND seq IN "
@@ -99,6 +98,7 @@ PROBE = {
 
 SCHEMA_OBJECTS = frozenset(
     {*PROBE, "messages_id", "messages_unindex", "sessions_unindex", "session_tags_tag"}
+    | {"message_search_content", "message_search_queue", "messages_unqueue"}
     | {f"sessions_{n}" for n in ("owner", "device", "created", "updated", "active", "expires")}
 )
 """The tables, indexes and triggers of ``sql/sqlite_schema.sql``."""

@@ -10,8 +10,9 @@ from chatkeep.errors import ConfigurationError, StoreUnavailableError
 from chatkeep.stores import sqlite_query as q
 from chatkeep.stores.sql import load
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SYNCHRONOUS = ("full", "normal")
+_WRITERS = ("thread", "loop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +23,14 @@ class SqliteOptions:
     busy_timeout_ms: int = 5000
     cache_sessions: int = 1024
     cache_messages: int = 100
+    writer: str = "thread"
+    """Where writes run: ``thread`` (the store's thread; the event loop never waits on
+    the disk) or ``loop`` (the event loop itself: no thread hop, but the loop is blocked
+    while each transaction runs and commits)."""
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> SqliteOptions:
-        known = ("synchronous", "busy_timeout", "cache_sessions", "cache_messages")
+        known = ("synchronous", "busy_timeout", "cache_sessions", "cache_messages", "writer")
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise ConfigurationError(
@@ -36,11 +41,15 @@ class SqliteOptions:
             raise ConfigurationError(
                 "synchronous", f"{options['synchronous']!r} is not one of: full, normal"
             )
+        writer = options.get("writer", "thread").lower()
+        if writer not in _WRITERS:
+            raise ConfigurationError("writer", f"{options['writer']!r} is not one of: thread, loop")
         return cls(
             synchronous,
             _count(options, "busy_timeout", 5000, "a number of milliseconds"),
             _count(options, "cache_sessions", 1024, "a number of sessions"),
             _count(options, "cache_messages", 100, "a number of messages"),
+            writer,
         )
 
 

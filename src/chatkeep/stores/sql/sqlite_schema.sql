@@ -1,4 +1,4 @@
--- chatkeep SQLite schema, version 1. Every statement is idempotent.
+-- chatkeep SQLite schema, version 2. Every statement is idempotent.
 -- Times are integer microseconds since the Unix epoch; JSON values are stored as text.
 
 CREATE TABLE IF NOT EXISTS sessions (
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS messages (
     user_id TEXT,
     created_at INTEGER NOT NULL,
     metadata TEXT NOT NULL,           -- JSON object
-    doc INTEGER,                      -- rowid in message_search; NULL: no words
+    doc INTEGER,                      -- rowid in message_search (or in the queue below);
+                                      -- NULL: no words (written by version 1)
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
 
@@ -73,4 +74,19 @@ END;
 
 CREATE TRIGGER IF NOT EXISTS sessions_unindex AFTER DELETE ON sessions BEGIN
     DELETE FROM session_search WHERE rowid = old.pk;
+END;
+
+-- Since version 2, a message's words are indexed after its transaction, in batches (and
+-- always before a search): an appended message gets its `doc` number at once and waits
+-- here until its row (without words if it has none) is written to message_search. A
+-- queued message that is deleted leaves the queue with it.
+CREATE TABLE IF NOT EXISTS message_search_queue (
+    doc INTEGER PRIMARY KEY,          -- the message's rowid-to-be in message_search
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+
+CREATE TRIGGER IF NOT EXISTS messages_unqueue AFTER DELETE ON messages
+WHEN old.doc IS NOT NULL BEGIN
+    DELETE FROM message_search_queue WHERE doc = old.doc;
 END;

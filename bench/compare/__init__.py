@@ -1,0 +1,1 @@
+"""chatkeep against its peers: one workload, every contender, the same run."""
