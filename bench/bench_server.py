@@ -2,6 +2,7 @@
 
     python bench/bench_server.py [--requests N] [--concurrency C] [--members M]
                                  [--messages K] [--rounds R] [--quick]
+                                 [--baseline SRC] [--no-websocket]
 
 Starts, on free ports of this machine, real uvicorn processes:
 
@@ -23,6 +24,11 @@ Both are driven by the same clients in the same run, in alternating rounds (the 
 
 The ratios (chatkeep / bare) are what to compare across machines: the client runs on the
 same (shared) machine, so absolute numbers say as much about it as about the server.
+
+``--baseline SRC`` also runs ``chatkeep serve`` from another source tree (the ``src``
+folder of an earlier version, e.g. ``git archive REV src | tar -x -C /tmp/old`` gives
+``/tmp/old/src``) in the same rounds, with the same packages, and prints the ratios of the
+version installed here to it. ``--no-websocket`` measures the REST appends only.
 """
 
 from __future__ import annotations
@@ -166,10 +172,14 @@ def server(command: Command, env: dict[str, str], cwd: Path) -> Iterator[str]:
             process.wait()
 
 
-def chatkeep_env(data_dir: Path, store: str | None) -> dict[str, str]:
+def chatkeep_env(data_dir: Path, store: str | None, source: Path | None = None) -> dict[str, str]:
+    """The environment of a ``chatkeep serve`` (from ``source``, a ``src`` folder, when
+    given; else the package Python finds: the installed one, or one on ``PYTHONPATH``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATKEEP_")}
     for name in ("DATABASE_URL", "CHANNEL_REDIS_URL", "API_PORT", "API_HOST"):
         env.pop(name, None)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     env["STORAGE_DATABASE_PATH"] = str(data_dir)
     env["CHATKEEP_WS_SEND_RATE"] = "1000000"
     env["CHATKEEP_WS_SEND_BURST"] = "1000000"
@@ -280,12 +290,20 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small numbers, one round")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="the src folder of another chatkeep version to run and compare with",
+    )
+    parser.add_argument("--no-websocket", action="store_true", help="measure the REST appends only")
     args = parser.parse_args()
     if args.bare is not None:
         serve_bare(args.bare)
         return
     if args.quick:
         args.requests, args.messages, args.rounds = 400, 50, 1
+    if args.baseline is not None and not (args.baseline / "chatkeep" / "__init__.py").is_file():
+        parser.error(f"--baseline: {args.baseline} is not a src folder holding chatkeep/")
     tmp = Path(tempfile.mkdtemp(prefix="ckbench"))
     try:
         run(args, tmp)
@@ -303,54 +321,90 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         return [str(CHATKEEP), "serve", "--port", str(port)]
 
     targets: dict[str, tuple[Command, dict[str, str]]] = {
-        "bare FastAPI": (bare, bare_env),
+        BARE: (bare, bare_env),
         "chatkeep sqlite": (chatkeep, chatkeep_env(tmp / "sqlite", None)),
         "chatkeep memory": (chatkeep, chatkeep_env(tmp / "memory", "memory://")),
     }
+    if args.baseline is not None:
+        source = args.baseline.resolve()
+        targets[f"{BASELINE} sqlite"] = (chatkeep, chatkeep_env(tmp / "b-sqlite", None, source))
+        targets[f"{BASELINE} memory"] = (
+            chatkeep,
+            chatkeep_env(tmp / "b-memory", "memory://", source),
+        )
+        print(f"baseline: chatkeep from {source}")
     rest: dict[str, list[Rest]] = {name: [] for name in targets}
     fanout: dict[str, list[float]] = {name: [] for name in targets}
+    websocket = f"; WebSocket: {args.members} members, {args.messages} messages"
+    if args.no_websocket:
+        websocket = ""
     print(
-        f"REST: {args.requests} appends, {args.concurrency} concurrent; WebSocket: "
-        f"{args.members} members, {args.messages} messages; {args.rounds} round(s), "
-        f"{os.cpu_count()} CPUs",
+        f"REST: {args.requests} appends, {args.concurrency} concurrent{websocket}; "
+        f"{args.rounds} round(s), {os.cpu_count()} CPUs",
         flush=True,
     )
     for round_number in range(args.rounds):
         for name, (command, env) in targets.items():
             with server(command, env, tmp) as base:
                 rest[name].append(asyncio.run(rest_appends(base, args.requests, args.concurrency)))
-                fanout[name].append(asyncio.run(ws_fanout(base, args.members, args.messages)))
+                if not args.no_websocket:
+                    fanout[name].append(asyncio.run(ws_fanout(base, args.members, args.messages)))
             print(f"  round {round_number + 1}: {name} done", flush=True)
     report(rest, fanout)
 
 
-def report(rest: dict[str, list[Rest]], fanout: dict[str, list[float]]) -> None:
-    def mid(values: list[float]) -> float:
-        return statistics.median(values)
+BARE = "bare FastAPI"
+BASELINE = "baseline"
 
-    bare_rps = mid([r.per_second for r in rest["bare FastAPI"]])
-    bare_p50 = mid([r.p50_ms for r in rest["bare FastAPI"]])
-    bare_p99 = mid([r.p99_ms for r in rest["bare FastAPI"]])
-    bare_ws = mid(fanout["bare FastAPI"])
-    print(f"\n{'':18}{'appends/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'WS deliveries/s':>17}")
-    for name in rest:
-        rps = mid([r.per_second for r in rest[name]])
-        p50 = mid([r.p50_ms for r in rest[name]])
-        p99 = mid([r.p99_ms for r in rest[name]])
-        ws = mid(fanout[name])
-        print(f"{name:18}{rps:11.0f}{p50:9.2f}{p99:9.2f}{ws:17.0f}")
-    print("\nratios against the bare framework (chatkeep / bare):")
-    for name in rest:
-        if name == "bare FastAPI":
-            continue
-        rps = mid([r.per_second for r in rest[name]]) / bare_rps
-        p50 = mid([r.p50_ms for r in rest[name]]) / bare_p50
-        p99 = mid([r.p99_ms for r in rest[name]]) / bare_p99
-        ws = mid(fanout[name]) / bare_ws
-        print(
-            f"  {name}: appends/s x{rps:.2f}, p50 x{p50:.2f}, p99 x{p99:.2f}, "
-            f"WS deliveries/s x{ws:.2f}"
+
+def _mid(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """The medians of one target's rounds (``ws``: ``None`` when not measured)."""
+
+    rps: float
+    p50: float
+    p99: float
+    ws: float | None
+
+    @classmethod
+    def of(cls, rest: list[Rest], fanout: list[float]) -> Row:
+        return cls(
+            rps=_mid([r.per_second for r in rest]),
+            p50=_mid([r.p50_ms for r in rest]),
+            p99=_mid([r.p99_ms for r in rest]),
+            ws=_mid(fanout) if fanout else None,
         )
+
+    def ratios(self, other: Row) -> str:
+        text = (
+            f"appends/s x{self.rps / other.rps:.2f}, p50 x{self.p50 / other.p50:.2f}, "
+            f"p99 x{self.p99 / other.p99:.2f}"
+        )
+        if self.ws is not None and other.ws is not None:
+            text += f", WS deliveries/s x{self.ws / other.ws:.2f}"
+        return text
+
+
+def report(rest: dict[str, list[Rest]], fanout: dict[str, list[float]]) -> None:
+    rows = {name: Row.of(rest[name], fanout[name]) for name in rest}
+    print(f"\n{'':18}{'appends/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'WS deliveries/s':>17}")
+    for name, row in rows.items():
+        ws = "-" if row.ws is None else f"{row.ws:.0f}"
+        print(f"{name:18}{row.rps:11.0f}{row.p50:9.2f}{row.p99:9.2f}{ws:>17}")
+    print("\nratios against the bare framework (chatkeep / bare):")
+    for name, row in rows.items():
+        if name != BARE:
+            print(f"  {name}: {row.ratios(rows[BARE])}")
+    baselines = [name for name in rows if name.startswith(BASELINE)]
+    if baselines:
+        print("\nratios against the baseline (chatkeep / baseline):")
+        for name in baselines:
+            store = name.removeprefix(BASELINE)
+            print(f"  chatkeep{store}: {rows['chatkeep' + store].ratios(rows[name])}")
 
 
 if __name__ == "__main__":

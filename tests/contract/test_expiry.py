@@ -137,6 +137,32 @@ async def test_cleanup_respects_older_than(store: Store, fake_clock: FakeClock) 
     assert await store.expire_sessions() == []
 
 
+async def test_cleanup_keeps_what_expired_after_expired_before(
+    store: Store, fake_clock: FakeClock
+) -> None:
+    first = await store.create_session(ttl=TTL)
+    fake_clock.advance(timedelta(minutes=10))
+    second = await store.create_session(ttl=TTL)
+    fake_clock.advance(TTL)
+    looked = fake_clock.now() - timedelta(minutes=5)
+    fake_clock.advance(timedelta(hours=1))
+    assert await store.cleanup_expired_sessions(expired_before=looked) == 1
+    assert await store.expire_sessions() == [second.id]
+    with pytest.raises(SessionNotFoundError):
+        await store.get_session(first.id)
+    in_the_future = fake_clock.now() + timedelta(days=1)
+    assert await store.cleanup_expired_sessions(expired_before=in_the_future) == 1
+    assert await store.expire_sessions() == []
+
+
+async def test_cleanup_refuses_a_bad_expired_before(store: Store, fake_clock: FakeClock) -> None:
+    await store.create_session(ttl=TTL)
+    fake_clock.advance(TTL * 2)
+    for bad in (datetime(2030, 1, 1), "yesterday"):  # a naive time, not a time
+        async with rejected(store, "expired_before"):
+            await store.cleanup_expired_sessions(expired_before=bad)  # type: ignore[arg-type]
+
+
 async def test_cleanup_refuses_a_negative_age(store: Store) -> None:
     async with rejected(store, "older_than"):
         await store.cleanup_expired_sessions(older_than=timedelta(seconds=-1))

@@ -152,17 +152,18 @@ def test_a_list_that_cannot_load_says_so_and_retries(new_tab: NewTab) -> None:
 
 
 def test_a_session_that_expires_while_open_says_so(new_tab: NewTab, server: Served) -> None:
-    created = httpx.post(
-        f"{server.base}/api/sessions", json={"ttl": 2, "metadata": {"title": "expiring"}}
-    )
+    created = httpx.post(f"{server.base}/api/sessions", json={"metadata": {"title": "expiring"}})
     session_id = created.json()["data"]["id"]
     tab = new_tab()
     tab.open(f"#session={session_id}")
     tab.wait_open("expiring")
     tab.send("just in time")
+    # only now, however slow the page was to open, give it one more second to live
+    shortened = httpx.patch(f"{server.base}/api/sessions/{session_id}", json={"ttl": 1})
+    assert shortened.status_code == 200, shortened.text
     # the sweeper ends it: the page is told, without a reload
     expect(tab.page.locator("#chat-notice")).to_have_text(
-        "This session has expired: it takes no more messages."
+        "This session has expired: it takes no more messages.", timeout=15_000
     )
     expect(tab.composer).to_be_disabled()
     tab.expect_texts(["just in time"])

@@ -78,9 +78,10 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *options: str) -> None:
+        """Start it, with more ``redis-server`` ``options`` if given."""
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        command += ["--save", "", "--appendonly", "no", "--daemonize", "no", *options]
         self.process = subprocess.Popen(
             command, cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )

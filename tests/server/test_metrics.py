@@ -3,23 +3,33 @@ histogram by route template, the WebSocket gauge, store health, and auth."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatkeep.config import Config
 from chatkeep.core.clock import FakeClock
 from chatkeep.core.models import Persistence
-from chatkeep.manager import SessionManager
+from chatkeep.manager import ManagerConfig, SessionManager
 from chatkeep.server import create_app
+from chatkeep.stores import open_store
+from chatkeep.stores.tiered import TieredStore
+from failure.conftest import REDIS_URL, require_port, with_option
 
 from .auth_support import KEY_A, auth_app, bearer, connected
 from .support import failed, new_session, ok
 from .test_ws import WsClient
+
+WAITING = "chatkeep_write_behind_outbox_length"
+LAG = "chatkeep_write_behind_lag_seconds"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -190,3 +200,43 @@ async def test_metrics_are_in_the_openapi_document(client: httpx.AsyncClient) ->
     response = await client.get("/openapi.json")
     assert response.status_code == 200
     assert set(response.json()["paths"]["/metrics"]) == {"get"}
+
+
+async def test_write_behind_lag_is_shown_until_the_outbox_is_synced(tmp_path: Path) -> None:
+    require_port(REDIS_URL, 6379)
+    prefix = f"ckmetrics{secrets.token_hex(6)}"
+    durable = quote(f"sqlite:///{tmp_path}/durable.db", safe="")
+    url = with_option(with_option(REDIS_URL, "prefix", prefix), "write_behind", durable)
+    tier = await open_store(with_option(url, "sync_interval", "300"))
+    assert isinstance(tier, TieredStore)
+    await tier.worker.first_sync.wait()  # then the worker waits five minutes
+    manager = SessionManager({Persistence.DURABLE: tier}, ManagerConfig(sweep_interval=None))
+    try:
+        async with connected(create_app(Config(), manager)) as client:
+            quiet = await scrape(client)
+            assert value(quiet, WAITING, persistence="durable", backend=tier.backend) == 0
+            sid = (await new_session(client))["id"]
+            await append(client, sid, 3)
+            busy = await scrape(client)
+            assert value(busy, WAITING, persistence="durable", backend=tier.backend) >= 1
+            assert value(busy, LAG, persistence="durable", backend=tier.backend) >= 0
+            await tier.sync_now()
+            synced = await scrape(client)
+            assert value(synced, WAITING, persistence="durable", backend=tier.backend) == 0
+            assert value(synced, LAG, persistence="durable", backend=tier.backend) == 0
+    finally:
+        await manager.close()
+        await tier.close()
+        client_ = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            found = [key async for key in client_.scan_iter(match=f"{prefix}:*", count=1000)]
+            if found:
+                await client_.unlink(*found)
+        finally:
+            await client_.aclose()
+
+
+async def test_stores_without_write_behind_show_no_lag(client: httpx.AsyncClient) -> None:
+    samples = await scrape(client)
+    assert by_mode(samples, WAITING) == {}
+    assert by_mode(samples, LAG) == {}

@@ -20,6 +20,7 @@ from chatkeep.core.codec import (
     to_micros,
     ttl_seconds,
 )
+from chatkeep.core.frozen import EMPTY, FrozenDict, FrozenList
 from chatkeep.core.models import Message, Persistence, Role, Session, SessionLock
 from chatkeep.errors import CorruptDataError
 
@@ -82,6 +83,8 @@ def test_optional_helpers() -> None:
 
 def test_dumps_is_compact_unicode() -> None:
     assert dumps({"a": ["é", 1]}) == '{"a":["é",1]}'
+    assert dumps(EMPTY) == dumps({}) == "{}"
+    assert dumps(FrozenDict({"k": FrozenList([None, 1.5])})) == '{"k":[null,1.5]}'
 
 
 def test_session_round_trip_through_json() -> None:
@@ -141,6 +144,12 @@ def test_message_round_trip_through_json() -> None:
     assert message_from_dict(record, "s1") == MESSAGE
 
 
+@pytest.mark.parametrize("role", [*Role, *(r.value for r in Role)])
+def test_a_message_record_gives_its_role(role: str) -> None:
+    decoded = message_from_dict({**message_to_dict(MESSAGE), "role": role}, "s1")
+    assert decoded.role is Role(role)
+
+
 def test_a_message_record_without_metadata() -> None:
     record = {k: v for k, v in message_to_dict(MESSAGE).items() if k != "metadata"}
     assert message_from_dict(record, "s1").metadata == {}
@@ -148,7 +157,16 @@ def test_a_message_record_without_metadata() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"role": "wizard"}, {"content": 5}, {"content": None}, {"seq": "x"}, {"created_at": None}],
+    [
+        {"role": "wizard"},
+        {"role": "User"},
+        {"role": None},
+        {"role": ["user"]},
+        {"content": 5},
+        {"content": None},
+        {"seq": "x"},
+        {"created_at": None},
+    ],
 )
 def test_bad_message_records(change: dict[str, object]) -> None:
     with pytest.raises(CorruptDataError):

@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatkeep.core.models import Persistence, Session
 from chatkeep.core.query import (
@@ -21,6 +23,7 @@ from chatkeep.core.query import (
     matches,
     page,
     search_terms,
+    text_words,
     words,
 )
 from chatkeep.errors import InvalidInputError
@@ -270,6 +273,24 @@ def test_words_of_json_values() -> None:
     assert words(None) == set()
     assert words(False) == set()
     assert words([]) == set()
+
+
+def test_words_of_text_beyond_ascii_are_case_folded_runs_of_letters_and_digits() -> None:
+    assert text_words("Straße İstanbul ΣΊΣΥΦΟΣ_x 2½ naïve") == {
+        "strasse",
+        "i̇stanbul",
+        "σίσυφοσ",
+        "x",
+        "2½",
+        "naïve",
+    }
+
+
+@given(st.text(st.characters(max_codepoint=127)) | st.text())
+def test_words_of_text_follow_one_rule_whatever_the_alphabet(text: str) -> None:
+    expected = {word.casefold() for word in re.findall(r"[^\W_]+", text)}
+    assert text_words(text) == expected
+    assert words(text) == expected
 
 
 def test_check_sort_accepts_a_sort_a_name_or_none() -> None:

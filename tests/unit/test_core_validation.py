@@ -202,7 +202,8 @@ def test_bad_persistence_lists_the_choices(value: object) -> None:
 
 def test_roles() -> None:
     assert [check_role(r.value, "role") for r in Role] == list(Role)
-    for bad in ("robot", "User", None, 1):
+    assert [check_role(r, "role") for r in Role] == list(Role)
+    for bad in ("robot", "User", None, 1, ["user"], {"user": 1}, Persistence.NONE):
         with naming("messages[1].role"):
             check_role(bad, "messages[1].role")
 

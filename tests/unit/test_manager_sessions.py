@@ -5,12 +5,13 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 import chatkeep
 from chatkeep.core.clock import FakeClock
-from chatkeep.core.models import NewMessage, Persistence
+from chatkeep.core.models import NewMessage, Persistence, Session
 from chatkeep.core.query import SessionFilter
 from chatkeep.errors import (
     ConfigurationError,
@@ -127,15 +128,74 @@ async def test_an_unknown_session(manager: SessionManager) -> None:
     assert await manager.delete_session("nobody") is False
 
 
+@pytest.mark.parametrize("use", ["get", "append"])
 async def test_a_session_deleted_behind_the_managers_back(
-    manager: SessionManager, stores: dict[Persistence, Store]
+    manager: SessionManager, stores: dict[Persistence, Store], use: str
 ) -> None:
     session = await manager.create_session(persistence=NONE)
     await stores[NONE].delete_session(session.id)
     with pytest.raises(SessionNotFoundError):
-        await manager.get_session(session.id)
+        if use == "get":
+            await manager.get_session(session.id)
+        else:
+            await manager.append_messages(session.id, [hi()])
     assert manager.cache_info().size == 0
     assert await manager.delete_session(session.id) is False
+
+
+class CountingReads:
+    """A real store that counts the session records read from it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def get_session(self, session_id: str) -> Session:
+        self.reads += 1
+        return await self._store.get_session(session_id)
+
+
+async def test_an_append_to_a_known_session_reads_no_record(
+    stores: dict[Persistence, Store], fake_clock: FakeClock
+) -> None:
+    counting = CountingReads(stores[DURABLE])
+    shared = cast(Store, counting)
+    manager = SessionManager({DURABLE: shared, CLIENT: shared}, clock=fake_clock)
+    durable = await manager.create_session(persistence=DURABLE)
+    client = await manager.create_session(persistence=CLIENT)
+    assert len(await manager.append_messages(durable.id, [hi("one"), hi("two")])) == 2
+    assert await manager.append_messages(client.id, [hi("kept on the client")]) == []
+    assert counting.reads == 0
+    assert [m.content for m in await stores[DURABLE].get_messages(durable.id)] == ["one", "two"]
+    assert await stores[DURABLE].get_messages(client.id) == []
+
+
+async def test_an_append_to_a_session_expired_since_it_was_cached(
+    manager: SessionManager, stores: dict[Persistence, Store], fake_clock: FakeClock
+) -> None:
+    session = await manager.create_session(persistence=DURABLE, ttl=60)
+    fake_clock.advance(timedelta(seconds=61))
+    with pytest.raises(SessionExpiredError):
+        await manager.append_messages(session.id, [hi()])
+    (kept,) = (await stores[DURABLE].list_sessions(SessionFilter(include_expired=True))).sessions
+    assert (kept.id, kept.message_count, kept.version) == (session.id, 0, session.version)
+
+
+async def test_an_append_to_a_session_found_expired(
+    stores: dict[Persistence, Store], fake_clock: FakeClock
+) -> None:
+    shared = {DURABLE: stores[DURABLE], CLIENT: stores[DURABLE]}
+    manager = SessionManager(shared, ManagerConfig(max_sessions=1), clock=fake_clock)
+    client = await manager.create_session(persistence=CLIENT, ttl=60)
+    await manager.create_session(persistence=DURABLE)  # the cache forgets the first
+    fake_clock.advance(timedelta(seconds=61))
+    with pytest.raises(SessionExpiredError):
+        await manager.append(client.id, [hi()])
+    with pytest.raises(SessionExpiredError):
+        await manager.append(client.id, [hi()])  # found expired, then cached as such
 
 
 # -- changes and events -----------------------------------------------------

@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -218,8 +219,8 @@ class _ClockMovesAfterTheLook:
         self._by = timedelta(0)
         return expired
 
-    async def cleanup_expired_sessions(self, *, older_than: timedelta) -> int:
-        return await self._store.cleanup_expired_sessions(older_than=older_than)
+    async def cleanup_expired_sessions(self, **options: Any) -> int:
+        return await self._store.cleanup_expired_sessions(**options)
 
 
 async def test_a_session_expiring_during_a_sweep_is_reported_before_it_is_deleted(

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 from chatkeep.core.frozen import EMPTY
 
@@ -44,6 +44,23 @@ class Unset(enum.Enum):
 
 
 UNSET: Final = Unset.UNSET
+
+R = TypeVar("R")
+_set_field = object.__setattr__
+
+
+def evolve(record: R, **changes: Any) -> R:
+    """``dataclasses.replace`` for a record of this module whose fields hold valid
+    values already: the copy is filled in slot by slot without running ``__init__``,
+    which is about twice as fast for a :class:`Session`."""
+    kind = type(record)
+    unknown = changes.keys() - kind.__slots__  # type: ignore[attr-defined]
+    if unknown:
+        raise TypeError(f"{kind.__name__} has no field {', '.join(sorted(unknown))}")
+    copy = object.__new__(kind)
+    for name in kind.__slots__:  # type: ignore[attr-defined]
+        _set_field(copy, name, changes[name] if name in changes else getattr(record, name))
+    return copy
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,6 +179,17 @@ def cut_page(ordered: list[Session], sort: SessionSort, limit: int) -> SessionPa
 
 
 _TERM = re.compile(r"[^\W_]+")
+_ASCII_SEPARATORS = bytes(c if chr(c).isalnum() else ord(" ") for c in range(128)).ljust(256, b" ")
+"""Every ASCII letter and digit as itself, every other byte as a space."""
+
+
+def text_words(text: str) -> set[str]:
+    """The words of ``text`` (runs of letters and digits), case-folded."""
+    if text.isascii():
+        # The same words, found faster: in ASCII, letters and digits are [A-Za-z0-9]
+        # and case folding is lower-casing.
+        return set(text.lower().encode().translate(_ASCII_SEPARATORS).decode().split())
+    return {t.casefold() for t in _TERM.findall(text)}
 
 
 def search_terms(query: object) -> list[str]:
@@ -194,7 +205,7 @@ def search_terms(query: object) -> list[str]:
 def words(value: JSON) -> set[str]:
     """The words in a JSON value (text, and the strings inside objects and arrays)."""
     if isinstance(value, str):
-        return {t.casefold() for t in _TERM.findall(value)}
+        return text_words(value)
     if isinstance(value, dict):
         out: set[str] = set()
         for key, item in value.items():

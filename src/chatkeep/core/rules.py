@@ -21,6 +21,7 @@ from chatkeep.core.models import (
     Session,
     SessionLock,
     SessionUpdate,
+    evolve,
 )
 from chatkeep.core.validation import (
     Limits,
@@ -116,13 +117,13 @@ def new_session(
 def renewed(session: Session, now: datetime, **changes: object) -> Session:
     """The session after a write at ``now``: activity moved, expiry pushed, version bumped."""
     ttl = changes.get("ttl", session.ttl)
-    return dataclasses.replace(
+    return evolve(
         session,
         updated_at=now,
         last_activity_at=now,
         expires_at=expiry_after(now, ttl),  # type: ignore[arg-type]
         version=session.version + 1,
-        **changes,  # type: ignore[arg-type]
+        **changes,
     )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from chatkeep.core.frozen import freeze, freeze_object
+from chatkeep.core.frozen import EMPTY, freeze, freeze_object
 from chatkeep.core.ids import check_device_id, check_id
 from chatkeep.core.models import (
     JSON,
@@ -38,12 +39,17 @@ class Limits:
     max_batch: int = 1_000
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def utf8_size(text: str, field: str) -> int:
     """The UTF-8 size of ``text``; lone surrogates cannot be stored and are refused."""
+    if text.isascii():
+        return len(text)  # one byte a character
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError:
@@ -68,10 +74,13 @@ def check_optional_device_id(value: object) -> str | None:
     return None if value is None else check_device_id(value)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def encode_json(value: object, field: str) -> str:
     """Compact JSON for ``value``, or :class:`InvalidInputError` if it is not JSON."""
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(field, f"is not JSON-serialisable ({exc})") from None
 
@@ -91,9 +100,9 @@ def _check_keys(value: object, field: str) -> None:
 
 
 def check_metadata(value: object, field: str, limits: Limits) -> JSONObject:
-    """A JSON object, returned as a private deep copy."""
+    """A JSON object, returned as a read-only deep copy (``None``: the empty object)."""
     if value is None:
-        return {}
+        return EMPTY
     if not isinstance(value, Mapping):
         raise InvalidInputError(field, f"must be a JSON object, got {type(value).__name__}")
     _check_keys(value, field)
@@ -159,9 +168,10 @@ E = TypeVar("E", bound=enum.Enum)
 
 def check_choice(kind: type[E], value: object, field: str) -> E:
     """A member of the enum ``kind``, given as the member or its value."""
-    for member in kind:
-        if value is member or value == member.value:
-            return member
+    try:
+        return kind(value)
+    except (ValueError, TypeError):
+        pass
     choices = ", ".join(str(m.value) for m in kind)
     raise InvalidInputError(field, f"{value!r} is not one of: {choices}")
 
@@ -212,8 +222,12 @@ def check_new_messages(messages: object, limits: Limits) -> list[NewMessage]:
                 role=check_role(msg.role, f"{where}.role"),
                 content=check_content(msg.content, f"{where}.content", limits),
                 id=None if msg.id is None else check_id(msg.id, f"{where}.id"),
-                user_id=check_name(msg.user_id, f"{where}.user_id", limits),
-                metadata=check_metadata(msg.metadata, f"{where}.metadata", limits),
+                user_id=None
+                if msg.user_id is None
+                else check_name(msg.user_id, f"{where}.user_id", limits),
+                metadata=EMPTY
+                if msg.metadata is None
+                else check_metadata(msg.metadata, f"{where}.metadata", limits),
             )
         )
     return out

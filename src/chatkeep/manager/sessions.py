@@ -90,8 +90,12 @@ class SessionOperations:
         route = await self._router.locate(check_id(session_id, "session_id"))
         if history and _mode(route) is Persistence.CLIENT:
             raise InvalidInputError("persistence", CLIENT_HISTORY)
+        return route, await self._at(route, session_id, op)
+
+    async def _at(self, route: Route, session_id: str, op: Callable[[Store], Awaitable[T]]) -> T:
+        """Run ``op`` on the store of ``route``; a session found gone is forgotten."""
         try:
-            return route, await op(route.store)
+            return await op(route.store)
         except SessionNotFoundError:
             self._cache.pop(session_id)
             raise
@@ -208,14 +212,18 @@ class SessionOperations:
         self, session_id: str, messages: Sequence[NewMessage] | NewMessage
     ) -> Appended:
         """Store messages and tell which are new; publishes ``message:appended`` for those."""
+        route = await self._router.locate(check_id(session_id, "session_id"))
 
         async def run(store: Store) -> Appended:
-            # The mode is fixed at creation, so this read cannot go stale.
-            if (await store.get_session(session_id)).persistence is Persistence.CLIENT:
+            # The mode is fixed at creation: the record the route holds tells it, and
+            # only a route without one (the session was found expired) reads it.
+            known = route.session
+            session = await store.get_session(session_id) if known is None else known
+            if session.persistence is Persistence.CLIENT:
                 return Appended(await store.touch(session_id), [], [])
             return await store.append(session_id, messages)
 
-        route, result = await self._on(session_id, run)
+        result = await self._at(route, session_id, run)
         self._router.remember(route.mode, result.session)
         if result.added:
             self._publish(EventType.MESSAGE_APPENDED, session_id, result.session, result.added)

@@ -125,10 +125,9 @@ class Sweeper:
                 fresh.extend(sid for sid in expired if sid not in reported)
                 self._reported[name] = set(expired)
                 try:
-                    # What expired since the look above was not reported yet: keep it.
-                    since = max(self._clock.now() - looked_at, timedelta(0))
+                    # What expired after the look above is not reported yet: keep it.
                     cleaned += await store.cleanup_expired_sessions(
-                        older_than=self._retention + since
+                        older_than=self._retention, expired_before=looked_at
                     )
                 except ChatkeepError as exc:
                     errors.append(self._failed(name, "deleting expired sessions", exc))

@@ -26,6 +26,7 @@ from chatkeep.server.fanout import live_events
 from chatkeep.server.gate import AuthGate
 from chatkeep.server.metrics_http import install as install_metrics
 from chatkeep.server.middleware import BodyLimit, LastResort
+from chatkeep.server.mount import add_routes
 
 EPHEMERAL_URL = "memory://"
 
@@ -94,8 +95,9 @@ def create_app(config: Config, manager: SessionManager | None = None) -> FastAPI
     app.add_middleware(AuthGate, authenticator=Authenticator(config.server, clock))
     app.add_middleware(LastResort)
     install_metrics(app)
-    for module in (routes_sessions, routes_bulk, routes_devices, routes_messages, routes_admin, ws):
-        app.include_router(module.router)
+    for module in (routes_sessions, routes_bulk, routes_devices, routes_messages, routes_admin):
+        add_routes(app, module.router)
+    app.include_router(ws.router)
     app.include_router(routes_web.router)
     return app
 

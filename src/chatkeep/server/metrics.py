@@ -98,17 +98,32 @@ class SnapshotCollector(Collector):
             "Sessions not expired in the store of a persistence mode.",
             labels=labels,
         )
+        waiting = GaugeMetricFamily(
+            "chatkeep_write_behind_outbox_length",
+            "Changes of a write-behind store not yet synced to its durable store.",
+            labels=labels,
+        )
+        lag = GaugeMetricFamily(
+            "chatkeep_write_behind_lag_seconds",
+            "Age of the oldest change of a write-behind store not yet synced (0: none).",
+            labels=labels,
+        )
         for mode, state in sorted(self.current.stores.items()):
             values = [mode.value, state.backend]
             up.add_metric(values, 1.0 if state.healthy else 0.0)
             if state.stats is not None:
                 total.add_metric(values, state.stats.total_sessions)
                 active.add_metric(values, state.stats.active_sessions)
+                details = state.stats.details
+                length = _number(details.get("outbox_length"))
+                if length is not None:
+                    waiting.add_metric(values, length)
+                    lag.add_metric(values, _number(details.get("sync_lag_seconds")) or 0.0)
         connections = GaugeMetricFamily(
             "chatkeep_websocket_connections", "Open WebSocket connections to this process."
         )
         connections.add_metric([], self.current.websocket_connections)
-        yield from (up, total, active, connections)
+        yield from (up, total, active, connections, waiting, lag)
         if self.current.channel_up is not None:
             channel = GaugeMetricFamily(
                 "chatkeep_channel_up",
@@ -116,6 +131,12 @@ class SnapshotCollector(Collector):
             )
             channel.add_metric([], 1.0 if self.current.channel_up else 0.0)
             yield channel
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 class Metrics:
@@ -138,6 +159,8 @@ class Metrics:
             registry=self.registry,
         )
         self._watched: SessionManager | None = None
+        self._timers: dict[tuple[str, str, int], Histogram] = {}
+        """The histogram of each (method, route, status class) seen: found once."""
 
     def watch(self, manager: SessionManager) -> None:
         """Count the messages ``manager`` appends from now on (and stop counting those of
@@ -155,7 +178,11 @@ class Metrics:
             self.messages_appended.labels(mode).inc(len(event.messages))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.request_duration.labels(method, route, f"{status // 100}xx").observe(seconds)
+        key = (method, route, status // 100)
+        timer = self._timers.get(key)
+        if timer is None:
+            timer = self._timers[key] = self.request_duration.labels(method, route, f"{key[2]}xx")
+        timer.observe(seconds)
 
 
 class RequestTimer:

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chatkeep.server.deps import Manager
 from chatkeep.server.metrics import Metrics, RequestTimer, snapshot
+from chatkeep.server.mount import add_routes
 from chatkeep.server.rooms import Rooms
 
 router = APIRouter()
@@ -24,7 +25,7 @@ def install(app: FastAPI) -> Metrics:
     metrics = Metrics()
     app.state.metrics = metrics
     app.add_middleware(RequestTimer, metrics=metrics)
-    app.include_router(router)
+    add_routes(app, router)
     return metrics
 
 

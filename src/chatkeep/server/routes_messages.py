@@ -1,15 +1,21 @@
-"""A session's messages: load (with its history), history, paged reads and appends."""
+"""A session's messages: load (with its history), history, paged reads and appends.
+
+These are the routes a chat calls on every turn, kept cheap: each takes the request
+itself rather than dependencies (:func:`~chatkeep.server.deps.served`), and answers with
+:func:`~chatkeep.server.wire.answer`, the JSON of its model (declared as
+``response_model``) encoded from the records at once.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import Field
 
 from chatkeep.core.models import Message, Persistence, Session
 from chatkeep.manager import SessionManager
-from chatkeep.server.deps import CallerDep, Manager, guard, owned
+from chatkeep.server.deps import guard, owned, served
 from chatkeep.server.errors import ERROR_RESPONSES
 from chatkeep.server.wire import (
     MAX_INT,
@@ -18,8 +24,9 @@ from chatkeep.server.wire import (
     MessageOut,
     SessionOut,
     Wire,
-    message_out,
-    session_out,
+    answer,
+    message_json,
+    session_json,
 )
 
 router = APIRouter(tags=["messages"], responses=ERROR_RESPONSES)
@@ -73,18 +80,19 @@ async def _history(manager: SessionManager, session: Session) -> list[Message]:
     summary="Load a session: record activity and return its history",
     response_model=Envelope[Loaded],
 )
-async def load_session(session_id: str, manager: Manager, caller: CallerDep) -> Envelope[Loaded]:
+async def load_session(session_id: str, request: Request) -> Response:
+    manager, caller = await served(request)
     await guard(manager, caller, session_id)
     session = await manager.touch(session_id)
     history = await _history(manager, session)
-    return Envelope(
-        data=Loaded(
-            session_id=session.id,
-            loaded=True,
-            session=session_out(session),
-            conversation_history=[message_out(m) for m in history],
-            history_on_client=session.persistence is Persistence.CLIENT,
-        )
+    return answer(
+        {
+            "sessionId": session.id,
+            "loaded": True,
+            "session": session_json(session),
+            "conversationHistory": [message_json(m) for m in history],
+            "historyOnClient": session.persistence is Persistence.CLIENT,
+        }
     )
 
 
@@ -93,16 +101,17 @@ async def load_session(session_id: str, manager: Manager, caller: CallerDep) -> 
     summary="A session's whole stored history",
     response_model=Envelope[History],
 )
-async def get_history(session_id: str, manager: Manager, caller: CallerDep) -> Envelope[History]:
+async def get_history(session_id: str, request: Request) -> Response:
+    manager, caller = await served(request)
     session = await owned(manager, caller, session_id)
-    history = [message_out(m) for m in await _history(manager, session)]
-    return Envelope(
-        data=History(
-            session_id=session.id,
-            history=history,
-            count=len(history),
-            history_on_client=session.persistence is Persistence.CLIENT,
-        )
+    history = [message_json(m) for m in await _history(manager, session)]
+    return answer(
+        {
+            "sessionId": session.id,
+            "history": history,
+            "count": len(history),
+            "historyOnClient": session.persistence is Persistence.CLIENT,
+        }
     )
 
 
@@ -118,21 +127,21 @@ async def get_history(session_id: str, manager: Manager, caller: CallerDep) -> E
 )
 async def get_messages(
     session_id: str,
-    manager: Manager,
-    caller: CallerDep,
+    request: Request,
     after_seq: Annotated[int | None, Query(alias="afterSeq", ge=0, le=MAX_INT)] = None,
     before_seq: Annotated[int | None, Query(alias="beforeSeq", ge=1, le=MAX_INT)] = None,
     last: Annotated[int | None, Query(ge=1, le=MAX_INT, description="Only the newest N.")] = None,
     limit: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
-) -> Envelope[MessagePage]:
+) -> Response:
     """Messages in seq order: those after `afterSeq` and before `beforeSeq`, the newest
     `last` of them, at most `limit`."""
+    manager, caller = await served(request)
     await guard(manager, caller, session_id)
     messages = await manager.get_messages(
         session_id, last=last, after_seq=after_seq, before_seq=before_seq, limit=limit
     )
-    out = [message_out(m) for m in messages]
-    return Envelope(data=MessagePage(session_id=session_id, messages=out, count=len(out)))
+    out = [message_json(m) for m in messages]
+    return answer({"sessionId": session_id, "messages": out, "count": len(out)})
 
 
 @router.post(
@@ -143,22 +152,23 @@ async def get_messages(
 )
 async def append_messages(
     session_id: str,
-    manager: Manager,
-    caller: CallerDep,
+    request: Request,
     body: Annotated[MessageIn | Annotated[list[MessageIn], Field(min_length=1)], Body()],
-) -> Envelope[Stored]:
+) -> Response:
     """All or none: either every message is stored, or none is. Answered once stored."""
+    manager, caller = await served(request)
     await guard(manager, caller, session_id)
     sent = body if isinstance(body, list) else [body]
     result = await manager.append(session_id, [m.new_message() for m in sent])
     session = result.session
-    return Envelope(
-        data=Stored(
-            session_id=session.id,
-            messages=[message_out(m) for m in result.messages],
-            added=len(result.added),
-            message_count=session.message_count,
-            last_seq=session.last_seq,
-            history_on_client=session.persistence is Persistence.CLIENT,
-        )
+    return answer(
+        {
+            "sessionId": session.id,
+            "messages": [message_json(m) for m in result.messages],
+            "added": len(result.added),
+            "messageCount": session.message_count,
+            "lastSeq": session.last_seq,
+            "historyOnClient": session.persistence is Persistence.CLIENT,
+        },
+        status_code=201,
     )

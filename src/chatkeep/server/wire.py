@@ -2,15 +2,23 @@
 
 Times are ISO 8601 in UTC; durations (``ttl``) are seconds. Every success is
 ``{"success": true, "data": ...}``; every failure ``{"success": false, "error": ...}``.
+
+The models describe the wire (and the OpenAPI document). Records leave as camelCase
+dictionaries (:func:`session_json`, :func:`message_json`): the routes that answer most
+often encode those straight to JSON (:func:`answer`), the bytes the models would give,
+without validating again what the stores already checked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
+from pydantic_core import to_json
+from starlette.responses import Response
 
 from chatkeep.core.models import Message, NewMessage, Persistence, Role, Session, SessionLock
 
@@ -85,44 +93,81 @@ class MessageOut(Wire):
     metadata: dict[str, JsonValue]
 
 
-def lock_out(lock: SessionLock | None) -> LockOut | None:
+WireJSON = dict[str, object]
+"""A record as its wire model has it (camelCase names), its values ready for JSON
+(enumerations by value: encoding a value is cheaper than encoding its member)."""
+
+
+def lock_json(lock: SessionLock | None) -> WireJSON | None:
     if lock is None:
         return None
-    return LockOut(agent=lock.agent, locked_at=lock.locked_at, expires_at=lock.expires_at)
+    return {"agent": lock.agent, "lockedAt": lock.locked_at, "expiresAt": lock.expires_at}
+
+
+def session_json(s: Session) -> WireJSON:
+    """The :class:`SessionOut` of ``s``, as a dictionary."""
+    return {
+        "id": s.id,
+        "owner": s.owner,
+        "deviceId": s.device_id,
+        "persistence": s.persistence.value,
+        "createdAt": s.created_at,
+        "updatedAt": s.updated_at,
+        "lastActivity": s.last_activity_at,
+        "expiresAt": s.expires_at,
+        "ttl": None if s.ttl is None else s.ttl.total_seconds(),
+        "maxMessages": s.max_messages,
+        "metadata": s.metadata,
+        "tags": sorted(s.tags),
+        "version": s.version,
+        "messageCount": s.message_count,
+        "lastSeq": s.last_seq,
+        "lock": lock_json(s.lock),
+    }
+
+
+def message_json(m: Message) -> WireJSON:
+    """The :class:`MessageOut` of ``m``, as a dictionary."""
+    return {
+        "id": m.id,
+        "sessionId": m.session_id,
+        "seq": m.seq,
+        "role": m.role.value,
+        "content": m.content,
+        "userId": m.user_id,
+        "createdAt": m.created_at,
+        "metadata": m.metadata,
+    }
+
+
+def lock_out(lock: SessionLock | None) -> LockOut | None:
+    found = lock_json(lock)
+    return None if found is None else LockOut.model_validate(found)
 
 
 def session_out(s: Session) -> SessionOut:
-    return SessionOut(
-        id=s.id,
-        owner=s.owner,
-        device_id=s.device_id,
-        persistence=s.persistence,
-        created_at=s.created_at,
-        updated_at=s.updated_at,
-        last_activity=s.last_activity_at,
-        expires_at=s.expires_at,
-        ttl=None if s.ttl is None else s.ttl.total_seconds(),
-        max_messages=s.max_messages,
-        metadata=dict(s.metadata),
-        tags=sorted(s.tags),
-        version=s.version,
-        message_count=s.message_count,
-        last_seq=s.last_seq,
-        lock=lock_out(s.lock),
-    )
+    return SessionOut.model_validate(session_json(s))
 
 
 def message_out(m: Message) -> MessageOut:
-    return MessageOut(
-        id=m.id,
-        session_id=m.session_id,
-        seq=m.seq,
-        role=m.role,
-        content=m.content,
-        user_id=m.user_id,
-        created_at=m.created_at,
-        metadata=dict(m.metadata),
-    )
+    return MessageOut.model_validate(message_json(m))
+
+
+# -- answers -------------------------------------------------------------------------
+
+JSON_MEDIA_TYPE: Final = "application/json"
+
+
+def envelope_json(data: Mapping[str, object]) -> bytes:
+    """``{"success": true, "data": data}`` in JSON, encoded as the models encode it
+    (times in ISO 8601 with ``Z``, modes and roles by value, a non-finite number as
+    ``null``)."""
+    return to_json({"success": True, "data": data}, inf_nan_mode="null")
+
+
+def answer(data: Mapping[str, object], status_code: int = 200) -> Response:
+    """The success envelope of ``data`` (a dictionary shaped like the route's model)."""
+    return Response(envelope_json(data), status_code=status_code, media_type=JSON_MEDIA_TYPE)
 
 
 # -- request bodies ------------------------------------------------------------------

@@ -203,8 +203,14 @@ class Operations(Protocol):
         """Ids of the sessions that have expired and are not yet cleaned up."""
         ...
 
-    async def cleanup_expired_sessions(self, older_than: timedelta = timedelta(0)) -> int:
-        """Delete sessions expired for at least ``older_than``; returns how many."""
+    async def cleanup_expired_sessions(
+        self, older_than: timedelta = timedelta(0), *, expired_before: datetime | None = None
+    ) -> int:
+        """Delete sessions expired for at least ``older_than``; returns how many.
+
+        With ``expired_before``, only sessions that had expired by then (and for at least
+        ``older_than`` before it) are deleted: whatever expired later is kept, even if the
+        call runs after the clock has moved on."""
         ...
 
 

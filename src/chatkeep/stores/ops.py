@@ -296,10 +296,13 @@ def expired_ids(ctx: Context) -> Op[list[str]]:
     return (yield from call.expired_ids(ctx.now))
 
 
-def cleanup(ctx: Context, older_than: object) -> Op[int]:
+def cleanup(ctx: Context, older_than: object, expired_before: object = None) -> Op[int]:
     if not isinstance(older_than, timedelta) or older_than < timedelta(0):
         raise InvalidInputError("older_than", "must be a timedelta >= 0")
-    ids = yield from call.expired_ids(ctx.now - older_than)
+    until = ctx.now
+    if expired_before is not None:
+        until = min(until, check_when(expired_before, "expired_before"))
+    ids = yield from call.expired_ids(until - older_than)
     for sid in ids:
         yield from call.delete_session(sid)
     return len(ids)

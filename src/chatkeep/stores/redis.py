@@ -12,11 +12,17 @@ which :class:`~chatkeep.stores.remote.RemoteStore` runs a single operation again
 block was written). Expiry follows the store's clock; native TTL only collects garbage
 (:mod:`chatkeep.stores.redis_writes`).
 
-Costs, in round trips: reading a session's messages is two (the record, then the
-messages); an append is two (lock + watch + read of the record in one, then the
-MULTI/EXEC), one more when it drops old messages out of the window and one more when
-it carries idempotency keys. Listing reads the records of the sessions it walks (see
-:mod:`chatkeep.stores.redis_scan`); search reads every message of the sessions it
+Costs, in round trips: a single operation on one session runs first without a
+transaction (:mod:`chatkeep.stores.redis_optimistic`): its session comes from a cache of
+records checked byte for byte by the server, its writes go out as one Lua script that
+checks the record first. Reading the last messages is one round trip (the record's
+``GET``, alone when the cache holds those messages, else with the messages); an append
+is one (the script), one more when it drops old messages out of the window or carries
+idempotency keys, and one more when the session is not in the cache. When the check
+fails the operation runs again in a transaction: reading messages is then two round
+trips (the record, then the messages) and an append two (lock + watch + read of the
+record in one, then the MULTI/EXEC). Listing reads the records of the sessions it walks
+(see :mod:`chatkeep.stores.redis_scan`); search reads every message of the sessions it
 scans: O(messages of the owner's sessions, or of all sessions when no owner is given).
 
 URL options: ``prefix`` (default ``chatkeep``), ``max_connections`` (default 64),
@@ -35,13 +41,20 @@ from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
-from chatkeep.errors import ConfigurationError, StoreUnavailableError
+from chatkeep.errors import (
+    ChatkeepError,
+    ConfigurationError,
+    StoreUnavailableError,
+    TransactionConflictError,
+)
+from chatkeep.stores.postgres_cache import SessionCache
 from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_link import Link
 from chatkeep.stores.redis_maintenance import prune
+from chatkeep.stores.redis_optimistic import OptimisticRedisTxn
 from chatkeep.stores.redis_options import number_option
 from chatkeep.stores.redis_txn import RedisTxn
-from chatkeep.stores.remote_backend import AsyncBackend
+from chatkeep.stores.remote_backend import AsyncBackend, AsyncTxn
 from chatkeep.stores.urls import masked
 
 CONNECT_ATTEMPTS = 3
@@ -49,6 +62,11 @@ CONNECT_ATTEMPTS = 3
 
 _KNOWN = ("prefix", "max_connections", "socket_timeout")
 _PREFIX, _MAX_CONNECTIONS, _SOCKET_TIMEOUT = "chatkeep", 64, 10.0
+CACHE_SESSIONS, CACHE_MESSAGES = 1024, 50
+"""How many session records a store keeps, and newest messages of each (see
+:mod:`chatkeep.stores.redis_optimistic`)."""
+_FINAL_ERRORS = (TransactionConflictError, StoreUnavailableError)
+"""Errors that the current session would not change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +112,7 @@ class RedisBackend(AsyncBackend):
         """Write transactions put their changes in the write-behind outbox."""
         self.idle_millis: int | None = None
         """The longest a session's keys stay in Redis without a write (None: no cap)."""
+        self._cache = SessionCache(CACHE_SESSIONS, CACHE_MESSAGES)
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, str]) -> RedisBackend:
@@ -167,6 +186,36 @@ class RedisBackend(AsyncBackend):
             except BaseException:
                 await txn.abort()
                 raise
+
+    def operation(self, write: bool) -> AbstractAsyncContextManager[AsyncTxn]:
+        """One operation, run without a transaction (see
+        :mod:`chatkeep.stores.redis_optimistic`)."""
+        return self._operation(write)
+
+    @asynccontextmanager
+    async def _operation(self, write: bool) -> AsyncIterator[AsyncTxn]:
+        """An error the operation raised from a record read from the cache, not yet
+        checked, becomes a conflict: the store then runs the operation again in a
+        transaction, which decides on the current record."""
+        async with self._link() as link:
+            txn = OptimisticRedisTxn(
+                link,
+                self.keys,
+                write,
+                self._cache,
+                log=self.log_changes,
+                idle_millis=None if self.log_changes else self.idle_millis,
+            )
+            try:
+                yield txn
+            except ChatkeepError as exc:
+                if isinstance(exc, _FINAL_ERRORS) or not txn.used_cache:
+                    raise
+                txn.forget()
+                raise TransactionConflictError(
+                    f"Redis at {self.where}: to be decided on the current session ({exc})"
+                ) from exc
+            await txn.finish()
 
     async def optimize(self) -> list[str]:
         async with self._link() as link:

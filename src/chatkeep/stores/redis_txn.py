@@ -303,14 +303,9 @@ class RedisTxn(AsyncTxn):
         newest: bool,
     ) -> list[Message]:
         """Messages as Redis holds them, in ascending seq order."""
-        key = self.keys.messages(session_id)
-        low = "-inf" if after_seq is None else f"({after_seq}"
-        high = "+inf" if before_seq is None else f"({before_seq}"
-        command: list[str | int] = (
-            ["ZREVRANGEBYSCORE", key, high, low] if newest else ["ZRANGEBYSCORE", key, low, high]
+        command = range_command(
+            self.keys.messages(session_id), after_seq, before_seq, limit, newest
         )
-        if limit is not None:
-            command += ["LIMIT", 0, limit]
         (raws,) = await self.link.run(command, about=f"session {session_id!r}")
         messages = decode_messages(session_id, raws)
         if newest:
@@ -398,6 +393,21 @@ class RedisTxn(AsyncTxn):
         self._locks.clear()
         if commands:
             await self.link.run(*commands)
+
+
+def range_command(
+    key: str, after_seq: int | None, before_seq: int | None, limit: int | None, newest: bool
+) -> list[str | int]:
+    """The command reading the messages at ``key`` between the seqs (exclusive), the
+    newest or the oldest ``limit`` of them (newest first when ``newest``)."""
+    low = "-inf" if after_seq is None else f"({after_seq}"
+    high = "+inf" if before_seq is None else f"({before_seq}"
+    command: list[str | int] = (
+        ["ZREVRANGEBYSCORE", key, high, low] if newest else ["ZRANGEBYSCORE", key, low, high]
+    )
+    if limit is not None:
+        command += ["LIMIT", 0, limit]
+    return command
 
 
 def _seq(raw: bytes, about: str) -> int:

@@ -1,6 +1,10 @@
 """Open a store from a URL: ``memory://``, ``sqlite:///path.db``, ``file:///dir``,
 ``postgresql://...``, ``redis://...`` (with ``write_behind=<durable URL>``: a Redis store
-written behind to a durable one, see :mod:`chatkeep.stores.tiered`)."""
+written behind to a durable one, see :mod:`chatkeep.stores.tiered`).
+
+Redis is also reached over TLS (``rediss://host:port/db``, the server's certificate
+checked against the system's certificate authorities) or a Unix socket
+(``unix:///path/to/redis.sock``, database 0); both take the options of ``redis://``."""
 
 from __future__ import annotations
 
@@ -80,6 +84,9 @@ async def _file(url: StoreURL) -> tuple[Backend, Runner]:
     return await _on_thread("file", FileBackend.open, url)
 
 
+_ALIASES = {"postgres": "postgresql", "rediss": "redis", "unix": "redis"}
+"""Other schemes of a networked backend: the same backend, reached another way."""
+
 _REMOTE = {
     # scheme: (module, class, driver package, extra that installs it)
     "postgresql": ("chatkeep.stores.postgres", "PostgresBackend", "asyncpg", "postgres"),
@@ -121,7 +128,7 @@ _LOCAL: dict[str, Callable[[StoreURL], Awaitable[tuple[Backend, Runner]]]] = {
 
 
 def supported_schemes() -> list[str]:
-    return sorted([*_LOCAL, *_REMOTE])
+    return sorted([*_LOCAL, *_REMOTE, "rediss", "unix"])
 
 
 class StoreOpener:
@@ -134,8 +141,8 @@ class StoreOpener:
 
     async def _open(self) -> StoreSurface:
         parsed = StoreURL.parse(self._url)
-        if parsed.scheme in ("postgres", *_REMOTE):
-            scheme = "postgresql" if parsed.scheme == "postgres" else parsed.scheme
+        if parsed.scheme in (*_ALIASES, *_REMOTE):
+            scheme = _ALIASES.get(parsed.scheme, parsed.scheme)
             if scheme == "redis" and "write_behind" in parsed.options:
                 return await _tiered(self._url, parsed.options, self._kwargs)
             remote = await _remote_backend(scheme).open(self._url, parsed.options)

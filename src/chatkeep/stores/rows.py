@@ -7,7 +7,6 @@ compact JSON text. Each backend stores ``tags`` its own way, so they are passed 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,6 @@ from chatkeep.errors import CorruptDataError
 
 _MICROSECOND = timedelta(microseconds=1)
 _MARK = "\u01c2"
-_PLAIN = re.compile("[0-9a-z]+")
 
 
 def session_values(s: Session) -> tuple[object, ...]:
@@ -90,7 +88,7 @@ def token(word: str) -> str:
     equal strings, so search matches whole words exactly as the reference does, and the
     two kinds of tokens never collide (the mark is not ASCII).
     """
-    if _PLAIN.fullmatch(word):
+    if word.isascii() and word.isalnum() and word.lower() == word:  # [0-9a-z]+
         return word
     return _MARK + word.encode("utf-8", "surrogatepass").hex()
 

@@ -178,8 +178,10 @@ class Operations:
     async def expire_sessions(self) -> list[str]:
         return cast(list[str], await self._call(ops.expired_ids, write=False))
 
-    async def cleanup_expired_sessions(self, older_than: timedelta = timedelta(0)) -> int:
-        return cast(int, await self._call(ops.cleanup, older_than, write=True))
+    async def cleanup_expired_sessions(
+        self, older_than: timedelta = timedelta(0), *, expired_before: datetime | None = None
+    ) -> int:
+        return cast(int, await self._call(ops.cleanup, older_than, expired_before, write=True))
 
 
 class StoreSurface(Operations):

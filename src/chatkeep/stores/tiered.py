@@ -20,34 +20,42 @@ is in the durable store. So a session absent from Redis is either deleted (its d
 may still be on its way) or complete in the durable store.
 
 Listing and search show the sessions of both (:mod:`chatkeep.stores.tiered_listing`),
-and a bulk update loads the matching ones back into Redis first; counts and export see
-the sessions present in Redis; a ``store.transaction()`` block works on Redis only (a
-session that has left Redis is loaded back by any call that names it outside the block
-first).
+and a bulk update loads the matching ones back into Redis first; counts and export
+cover both, each session once (:mod:`chatkeep.stores.tiered_totals`). Inside a
+``store.transaction()`` block, a session the block names is loaded back first, as by a
+single call (:class:`TieredTransaction`).
+
+A reload holds the session's lock and watches its record while it checks the outbox
+and reads the durable copy (:meth:`TieredStore._reload`), so a deletion racing with it
+is never undone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from chatkeep.core import rules
 from chatkeep.core.clock import Clock
+from chatkeep.core.codec import to_micros
 from chatkeep.core.ids import check_id
 from chatkeep.core.query import MAX_PAGE, SessionFilter
 from chatkeep.core.validation import Limits
 from chatkeep.errors import (
+    InvalidInputError,
     SessionNotFoundError,
     StoreClosedError,
     StoreUnavailableError,
     TransactionConflictError,
 )
-from chatkeep.stores import calls, ops
+from chatkeep.stores import calls, ops, transfer
 from chatkeep.stores import redis_outbox as outbox
+from chatkeep.stores import tiered_totals as totals
+from chatkeep.stores.backend import Counts
 from chatkeep.stores.base import HealthReport, OptimizeReport, StoreStats
 from chatkeep.stores.outbox import Change, Verdict, coalesce
 from chatkeep.stores.redis import RedisBackend
@@ -84,6 +92,8 @@ _BY_ID = frozenset(
 )
 """The operations on one session named by their first argument."""
 
+_RELOAD_ATTEMPTS = 16
+
 
 class TieredStore(StoreSurface):
     """Redis in front, the durable store behind, the sync worker between them."""
@@ -119,23 +129,43 @@ class TieredStore(StoreSurface):
         self._check_open()
         if op in _BY_ID:
             return await self._by_id(op, args, write)
-        if op is ops.create:
-            fields: Mapping[str, object] = args[0]  # type: ignore[assignment]
-            if fields.get("id") is not None:
-                await self._warm(check_id(fields["id"], "id"))
-        elif op is ops.import_one:
-            await self._warm(args[0].id)  # type: ignore[attr-defined]
+        return await self._run(self._hot, op, args, write, frozenset())
+
+    async def _run(
+        self,
+        hot: Operations,
+        op: ops.Operation,
+        args: Sequence[object],
+        write: bool,
+        named: Collection[str],
+        loaded: set[str] | None = None,
+    ) -> Any:
+        """Run ``op`` on ``hot`` (Redis, or a transaction on it) once the sessions it
+        names are back in Redis, or merged with the durable store's; the sessions in
+        ``named`` are left as they are (the transaction holds them already), those
+        loaded back are added to ``loaded``."""
+        sid = _named(op, args)
+        if sid is not None:
+            if sid not in named:
+                await self._warm(sid, loaded)
         elif op is ops.bulk_update and isinstance(args[0], SessionFilter):
-            await self._warm_matching(args[0])
+            await self._warm_matching(args[0], named)
         elif op is ops.list_sessions:
-            return await merged_page(self._hot, self.durable, self._only_durable, *args)  # type: ignore[arg-type]
+            return await merged_page(hot, self.durable, self._only_durable, *args)  # type: ignore[arg-type]
         elif op is ops.search:
-            return await merged_search(self._hot, self.durable, self._only_durable, *args)  # type: ignore[arg-type]
+            return await merged_search(hot, self.durable, self._only_durable, *args)  # type: ignore[arg-type]
         elif op is ops.expired_ids:
-            return await self._expired_ids()
-        elif op is ops.cleanup:
-            return await self._cleanup(args[0])
-        return await self._hot._call(op, *args, write=write)
+            return await self._expired_ids(hot)
+        elif op is ops.counts:
+            found: Counts = await hot._call(op, *args, write=write)
+            return await totals.counts(found, self.durable, self._only_durable, self._clock.now())
+        elif op is ops.cleanup and isinstance(args[0], timedelta):
+            # the expired sessions only in the durable store are deleted in Redis too:
+            # the deletions reach the durable store through the outbox, like any write
+            for expired in await self.durable._call(ops.expired_ids, write=False):
+                if expired not in named:
+                    await self._warm(expired)
+        return await hot._call(op, *args, write=write)
 
     async def _by_id(self, op: ops.Operation, args: Sequence[object], write: bool) -> Any:
         try:
@@ -148,26 +178,45 @@ class TieredStore(StoreSurface):
             return await self._hot._call(op, *args, write=write)
         return result
 
-    async def _warm(self, session_id: object) -> bool:
+    async def _warm(self, session_id: object, loaded: set[str] | None = None) -> bool:
         """Load the session from the durable store into Redis; False if it has none.
 
-        A session already in Redis is left as it is."""
-        if not isinstance(session_id, str):
-            return False
-        (state,) = await self._states([session_id])
-        if state is not _State.COLD:
-            return state is _State.HOT  # GONE: deleted, the deletion still on its way
-        found = await self.durable._call(ops.load_session, session_id, write=False)
-        if found is None:
-            return False
-        session, messages = found
-        op = ops.import_one(self._context(), session, messages, "skip_existing", False, None)
+        A session already in Redis is left as it is; one loaded is added to ``loaded``."""
         try:
-            async with self._redis.transaction(True, log=False) as txn:
-                await calls.run_async(txn, op)
-        except TransactionConflictError:
-            pass  # another call wrote the session meanwhile: Redis has it
-        return True
+            sid = check_id(session_id, "session_id")
+        except InvalidInputError:
+            return False  # the operation itself reports the bad id
+        for _ in range(_RELOAD_ATTEMPTS):
+            (state,) = await self._states([sid])
+            if state is not _State.COLD:
+                return state is _State.HOT  # GONE: deleted, the deletion still on its way
+            try:
+                found = await self._reload(sid)
+            except TransactionConflictError:
+                continue  # another call wrote the session meanwhile: look again
+            if found and loaded is not None:
+                loaded.add(sid)
+            return found
+        raise StoreUnavailableError(
+            f"{self.backend}: session {sid!r} kept changing while it was loaded back"
+        )
+
+    async def _reload(self, session_id: str) -> bool:
+        """Copy the durable copy into Redis, holding the session's lock and watching its
+        record from before the outbox is checked until the copy is written: a deletion
+        either commits first (then it is waiting in the outbox, or synced and gone from
+        the durable store, and nothing is loaded) or conflicts with the copy."""
+        async with self._redis.transaction(True, log=False) as txn:
+            if await txn.get_session(session_id) is not None:
+                return True
+            if await outbox.waiting(txn.link, self._redis.keys, session_id) > 0:
+                return False
+            found = await self.durable._call(ops.load_session, session_id, write=False)
+            if found is None:
+                return False
+            session, messages = found
+            op = ops.import_one(self._context(), session, messages, "skip_existing", False, None)
+            return bool(await calls.run_async(txn, op))
 
     async def _states(self, ids: Sequence[str]) -> list[_State]:
         """Where each session's newest copy is."""
@@ -185,7 +234,7 @@ class TieredStore(StoreSurface):
     async def _only_durable(self, ids: Sequence[str]) -> list[bool]:
         return [state is _State.COLD for state in await self._states(ids)]
 
-    async def _warm_matching(self, flt: SessionFilter) -> None:
+    async def _warm_matching(self, flt: SessionFilter, named: Collection[str]) -> None:
         """Load every session matching ``flt`` that is only in the durable store into
         Redis (a bulk update must reach them too)."""
         cursor: str | None = None
@@ -193,28 +242,23 @@ class TieredStore(StoreSurface):
             page = await self.durable.list_sessions(flt, "created_at", MAX_PAGE, cursor)
             ids = [s.id for s in page.sessions]
             for sid, state in zip(ids, await self._states(ids), strict=True):
-                if state is _State.COLD:
+                if state is _State.COLD and sid not in named:
                     await self._warm(sid)
             cursor = page.next_cursor
             if cursor is None:
                 return
 
-    async def _expired_ids(self) -> list[str]:
-        hot: list[str] = await self._hot._call(ops.expired_ids, write=False)
+    async def _expired_ids(self, hot: Operations) -> list[str]:
+        """The expired sessions of Redis, then those only in the durable store that it
+        still lists after their absence from Redis was checked (so a deletion synced
+        meanwhile is not listed)."""
+        hot_ids: list[str] = await hot._call(ops.expired_ids, write=False)
         cold: list[str] = await self.durable._call(ops.expired_ids, write=False)
-        states = await self._states(cold)
-        only_cold = [sid for sid, st in zip(cold, states, strict=True) if st is _State.COLD]
-        return list(dict.fromkeys([*hot, *only_cold]))
-
-    async def _cleanup(self, older_than: object) -> int:
-        """Load the expired sessions that are only in the durable store back into Redis,
-        then delete every expired one there: the deletions reach the durable store
-        through the outbox, like any other write."""
-        if isinstance(older_than, timedelta):  # else the operation reports the bad input
-            for sid in await self.durable._call(ops.expired_ids, write=False):
-                await self._warm(sid)
-        removed: int = await self._hot._call(ops.cleanup, older_than, write=True)
-        return removed
+        only = [sid for sid, flag in zip(cold, await self._only_durable(cold), strict=True) if flag]
+        if only:
+            still = set(await self.durable._call(ops.expired_ids, write=False))
+            only = [sid for sid in only if sid in still]
+        return list(dict.fromkeys([*hot_ids, *only]))
 
     async def _apply(self, changes: Sequence[Change]) -> list[Verdict]:
         """Apply a batch in one durable transaction, each session's successive changes
@@ -233,8 +277,15 @@ class TieredStore(StoreSurface):
         return verdicts
 
     # -- the rest of the surface ----------------------------------------------------
-    def transaction(self) -> AbstractAsyncContextManager[Operations]:
-        return self._hot.transaction()
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Operations]:
+        self._check_open()
+        async with self._hot.transaction() as inner:
+            tx = TieredTransaction(self, inner)
+            try:
+                yield tx
+            finally:
+                tx.open = False
 
     async def optimize(self) -> OptimizeReport:
         hot, cold = await self._hot.optimize(), await self.durable.optimize()
@@ -267,8 +318,18 @@ class TieredStore(StoreSurface):
         return details
 
     async def stats(self) -> StoreStats:
+        """Counts of the sessions in Redis and of those only in the durable store (see
+        :mod:`chatkeep.stores.tiered_totals`), with the sync's lag."""
         counted = await super().stats()
         return dataclasses.replace(counted, details=await self._sync_details())
+
+    async def export_sessions(self, filter: SessionFilter | None = None) -> AsyncIterator[str]:
+        """The sessions in Redis and those only in the durable store, each once."""
+        self._check_open()
+        yield transfer.header_line(to_micros(self._clock.now()))
+        rows = totals.export_rows(self._hot, self.durable, self._only_durable, filter)
+        async for session, messages in rows:
+            yield transfer.session_line(session, messages)
 
     async def health(self) -> HealthReport:
         hot, cold = await super().health(), await self.durable.health()
@@ -295,6 +356,65 @@ class TieredStore(StoreSurface):
                 await self._hot.close()
             finally:
                 await self.durable.close()
+
+
+class TieredTransaction(Operations):
+    """The operations of a ``store.transaction()`` block: a session the block names
+    (by id, by a bulk update's filter, or expired for a cleanup) that has left Redis is
+    loaded back first, outside the block, as by a single call; listings and searches
+    merge the durable store's sessions, as outside a block."""
+
+    def __init__(self, store: TieredStore, inner: Operations) -> None:
+        self._store = store
+        self._inner = inner
+        self._named: set[str] = set()
+        """Sessions this block has named: it may hold their locks."""
+        self.open = True
+
+    async def _call(self, op: ops.Operation, *args: object, write: bool) -> Any:
+        if not self.open:
+            raise RuntimeError("expected an open transaction, got one that has ended")
+        sid, loaded = _named(op, args), set[str]()
+        try:
+            result = await self._store._run(self._inner, op, args, write, self._named, loaded)
+        except SessionNotFoundError as exc:
+            if loaded:
+                raise _late(loaded) from exc
+            raise
+        finally:
+            if sid is not None:
+                self._named.add(sid)
+        if op is ops.delete and result is False and loaded:
+            raise _late(loaded)
+        if op is ops.create:
+            self._named.add(result.id)
+        return result
+
+
+def _late(loaded: set[str]) -> TransactionConflictError:
+    """The error for a session loaded back after a block had found it absent from Redis
+    (a listing walked it): the block's transaction watched its record, so it cannot
+    commit; run again, it finds the session in Redis."""
+    names = ", ".join(repr(sid) for sid in sorted(loaded))
+    return TransactionConflictError(
+        f"session {names} was loaded back into Redis from the durable store after this"
+        " transaction had found it absent there; nothing of the transaction will be"
+        " written: run it again"
+    )
+
+
+def _named(op: ops.Operation, args: Sequence[object]) -> str | None:
+    """The id of the one session ``op`` names, if it names one."""
+    if op in _BY_ID:
+        found = args[0]
+    elif op is ops.create:
+        fields: Mapping[str, object] = args[0]  # type: ignore[assignment]
+        found = fields.get("id")
+    elif op is ops.import_one:
+        found = getattr(args[0], "id", None)
+    else:
+        return None
+    return found if isinstance(found, str) else None
 
 
 async def open_tiered(

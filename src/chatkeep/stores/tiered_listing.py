@@ -9,7 +9,8 @@ last row Redis gave (when Redis has more: later rows cannot make the page).
 
 A durable row is kept only if its session was absent from Redis with nothing waiting in
 the outbox, and the durable store still lists it after that was checked: a deletion
-synced in between cannot bring a deleted session back into a listing.
+synced in between cannot bring a deleted session back into a listing (the check reads
+on past rows added meanwhile, so that they do not hide the rows read before).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from chatkeep.core.query import (
     sort_value,
 )
 from chatkeep.errors import SessionExpiredError, SessionNotFoundError
-from chatkeep.stores.surface import StoreSurface
+from chatkeep.stores.surface import Operations, StoreSurface
 
 OnlyDurable = Callable[[Sequence[str]], Awaitable[list[bool]]]
 """For each session id: True if the session is only in the durable store."""
 
 
 async def merged_page(
-    hot: StoreSurface,
+    hot: Operations,
     cold: StoreSurface,
     only_durable: OnlyDurable,
     flt: SessionFilter | None,
@@ -91,12 +92,39 @@ async def _absent(
     candidates = [s for s, flag in zip(rows, flags, strict=True) if flag]
     if not candidates:
         return []
-    still = {s.id for s in (await cold.list_sessions(flt, sort, limit, mark)).sessions}
+    still = await listed_upto(cold, flt, sort, limit, mark, rows[-1])
     return [s for s in candidates if s.id in still]
 
 
+async def listed_upto(
+    cold: StoreSurface,
+    flt: SessionFilter | None,
+    sort: SessionSort | str | None,
+    limit: int,
+    mark: str | None,
+    last: Session,
+) -> set[str]:
+    """The ids the durable store lists now after the cursor ``mark``, up to ``last``
+    included: in more than one page if sessions were added there meanwhile."""
+    order = check_sort(sort)
+
+    def key(session: Session) -> tuple[datetime, str]:
+        return sort_value(session, order), session.id
+
+    found: set[str] = set()
+    while True:
+        page = await cold.list_sessions(flt, sort, limit, mark)
+        found.update(s.id for s in page.sessions)
+        if page.next_cursor is None or not page.sessions:
+            return found
+        end = key(page.sessions[-1])
+        if (end <= key(last)) if order.descending else (end >= key(last)):
+            return found
+        mark = page.next_cursor
+
+
 async def merged_search(
-    hot: StoreSurface,
+    hot: Operations,
     cold: StoreSurface,
     only_durable: OnlyDurable,
     query: str,
