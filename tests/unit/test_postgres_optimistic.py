@@ -26,8 +26,8 @@ from chatkeep import (
 from chatkeep.core.clock import FakeClock
 from chatkeep.core.models import Message
 from chatkeep.stores import calls, ops
-from chatkeep.stores.postgres_cache import Known, SessionCache
 from chatkeep.stores.postgres_optimistic import OptimisticTxn
+from chatkeep.stores.record_cache import Known, SessionCache
 from chatkeep.stores.sql.postgres import quote_ident
 
 

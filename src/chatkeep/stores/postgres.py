@@ -21,11 +21,11 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from chatkeep.errors import ChatkeepError, StoreUnavailableError, TransactionConflictError
-from chatkeep.stores.postgres_cache import SessionCache
 from chatkeep.stores.postgres_errors import DRIVER_ERRORS, driver_errors, translated
 from chatkeep.stores.postgres_optimistic import OptimisticTxn
 from chatkeep.stores.postgres_options import PostgresOptions, driver_dsn
 from chatkeep.stores.postgres_txn import PostgresTxn
+from chatkeep.stores.record_cache import SessionCache
 from chatkeep.stores.remote_backend import AsyncBackend, AsyncTxn
 from chatkeep.stores.sql.postgres import migrate, quote_ident
 from chatkeep.stores.urls import masked

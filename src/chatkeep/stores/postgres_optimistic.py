@@ -2,7 +2,7 @@
 lock, and its writes sent as one statement that checks the session's row version.
 
 An operation of :mod:`chatkeep.stores.ops` reads its session, decides, then writes. Here
-the session comes from the store's :class:`~chatkeep.stores.postgres_cache.SessionCache`
+the session comes from the store's :class:`~chatkeep.stores.record_cache.SessionCache`
 when it holds it (no round trip), else from the server with its row version. The writes
 wait until the operation ends, then go out as a single statement, atomic by itself:
 the update of the session row *if its version is still the one read*, with the writes of
@@ -29,10 +29,10 @@ from chatkeep.core.models import Message, Session
 from chatkeep.core.query import Cursor, SessionFilter, SessionSort
 from chatkeep.errors import SessionExistsError, TransactionConflictError
 from chatkeep.stores import postgres_query as q
-from chatkeep.stores.postgres_cache import Known, SessionCache
 from chatkeep.stores.postgres_errors import reading, writing
 from chatkeep.stores.postgres_rows import decode_message, message_columns, session_row, tokens
 from chatkeep.stores.postgres_txn import PostgresTxn
+from chatkeep.stores.record_cache import Known, SessionCache
 
 _VERSION = q.SESSION_COLUMNS.index("version")
 _FOLDABLE = frozenset({("insert",), ("drop",), ("delete",), ("clear",), ("insert", "drop")})

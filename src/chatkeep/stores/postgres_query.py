@@ -101,7 +101,7 @@ READ_NEWEST = f"{_READ} DESC LIMIT $4"
 DELETE_MESSAGE = "DELETE FROM messages WHERE session_id = $1 AND seq = $2"
 CLEAR_MESSAGES = "DELETE FROM messages WHERE session_id = $1"
 
-# -- statements that name the row version they expect (see postgres_cache) -----------
+# -- statements that name the row version they expect (see record_cache) -------------
 GET_KEYED_SESSION = f"SELECT {_S}, s.xmin FROM sessions AS s WHERE s.id = $1"
 """The session and, last, its row version."""
 SESSION_VERSION = "SELECT xmin FROM sessions WHERE id = $1"

@@ -20,7 +20,6 @@ from chatkeep.core.query import Cursor, SearchHit, SessionFilter, SessionSort
 from chatkeep.errors import SessionExistsError, SessionNotFoundError
 from chatkeep.stores import postgres_query as q
 from chatkeep.stores.backend import Counts
-from chatkeep.stores.postgres_cache import SessionCache
 from chatkeep.stores.postgres_errors import reading, writing
 from chatkeep.stores.postgres_rows import (
     decode_message,
@@ -30,6 +29,7 @@ from chatkeep.stores.postgres_rows import (
     tokens,
     tsquery,
 )
+from chatkeep.stores.record_cache import SessionCache
 from chatkeep.stores.remote_backend import AsyncTxn
 from chatkeep.stores.sql.postgres import latest
 

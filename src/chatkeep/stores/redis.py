@@ -47,7 +47,7 @@ from chatkeep.errors import (
     StoreUnavailableError,
     TransactionConflictError,
 )
-from chatkeep.stores.postgres_cache import SessionCache
+from chatkeep.stores.record_cache import SessionCache
 from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_link import Link
 from chatkeep.stores.redis_maintenance import prune

@@ -1,7 +1,7 @@
 """One operation on one session in as few round trips as it can: no lock, no WATCH, and
 its writes sent as one script that checks the session's record first.
 
-The session comes from the store's :class:`~chatkeep.stores.postgres_cache.SessionCache`
+The session comes from the store's :class:`~chatkeep.stores.record_cache.SessionCache`
 when it holds it (no round trip), kept with the exact bytes of its record; else from
 the server with one ``GET``. A read of messages sends the record's ``GET`` in the same
 round trip and compares it with the bytes the operation went on; a read of the newest
@@ -29,7 +29,7 @@ from chatkeep.core.models import Message, Session
 from chatkeep.errors import TransactionConflictError
 from chatkeep.stores import redis_script
 from chatkeep.stores.memory_history import own_message
-from chatkeep.stores.postgres_cache import Known, SessionCache
+from chatkeep.stores.record_cache import Known, SessionCache
 from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_link import Command, Link
 from chatkeep.stores.redis_rows import decode_message, decode_messages, decode_session

@@ -1,11 +1,12 @@
-"""The session rows a PostgreSQL store last read or wrote, each with its row version.
+"""The session records a remote store last read or wrote, each with what identifies the
+version it saw, so that a write can be checked against it on the server.
 
-The row version is the row's ``xmin``, the transaction that wrote it: every change of a
+PostgreSQL keeps the row's ``xmin``, the transaction that wrote it: every change of a
 session row, by this process or any other, makes a row with a new ``xmin``, and a row
 whose transaction rolled back is never seen. A statement that names the version it
 expects (``WHERE id = $1 AND xmin = $2``) therefore finds the row only if nothing has
-changed it since; so an entry is never trusted, only checked in the statement that
-depends on it.
+changed it since. Redis keeps the record's exact bytes, which its write script compares.
+Either way an entry is never trusted, only checked in the statement that depends on it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ class Known(NamedTuple):
     """A session as one version of its row holds it."""
 
     version: int
-    """The row's ``xmin``."""
+    """PostgreSQL: the row's ``xmin``; Redis: the session's version."""
     row: tuple[object, ...]
-    """The values of ``postgres_query.SESSION_COLUMNS``."""
+    """What the check compares: PostgreSQL, the values of
+    ``postgres_query.SESSION_COLUMNS``; Redis, the record's bytes and a message memo."""
     session: Session
     newest: tuple[Message, ...] | None = None
     """The session's newest messages in seq order (all of them if there are
