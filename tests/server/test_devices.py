@@ -96,6 +96,28 @@ async def test_a_bad_or_disagreeing_device_id_is_refused(
     assert listed["sessions"] == []
 
 
+async def test_the_session_list_names_the_devices_current_session(
+    client: httpx.AsyncClient, fake_clock: FakeClock
+) -> None:
+    assert ok(await client.get("/api/sessions"))["currentSession"] is None
+    assert ok(await client.get("/api/sessions", headers=as_device()))["currentSession"] is None
+    current = ok(await client.get(device_path(), headers=as_device()), 201)
+    listed = ok(await client.get("/api/sessions", headers=as_device(DEVICE.upper())))
+    assert listed["currentSession"] == current["id"]
+    assert ok(await client.get("/api/sessions"))["currentSession"] is None
+    other = ok(await client.get("/api/sessions", headers=as_device(OTHER_DEVICE)))
+    assert other["currentSession"] is None
+    fake_clock.advance(timedelta(days=2))  # past the default ttl: no current session
+    assert ok(await client.get("/api/sessions", headers=as_device()))["currentSession"] is None
+
+
+async def test_a_session_list_with_a_bad_device_id_is_refused(client: httpx.AsyncClient) -> None:
+    error = failed(
+        await client.get("/api/sessions", headers=as_device("not-a-uuid")), 400, "invalid_input"
+    )
+    assert error["message"].startswith("X-Device-ID:")
+
+
 # -- locks ---------------------------------------------------------------------------
 
 
@@ -205,6 +227,15 @@ async def test_each_owner_has_its_own_session_on_a_shared_device(
     assert bobs["id"] != alices["id"]
     assert ok(await alice.get(device_path(), headers=as_device()))["id"] == alices["id"]
     assert ok(await bob.get(device_path(), headers=as_device()))["id"] == bobs["id"]
+
+
+async def test_the_current_session_of_a_shared_device_is_the_callers(
+    alice: httpx.AsyncClient, bob: httpx.AsyncClient
+) -> None:
+    alices = ok(await alice.get(device_path(), headers=as_device()), 201)
+    assert ok(await bob.get("/api/sessions", headers=as_device()))["currentSession"] is None
+    listed = ok(await alice.get("/api/sessions", headers=as_device()))
+    assert listed["currentSession"] == alices["id"]
 
 
 async def test_another_owner_cannot_touch_a_lock(

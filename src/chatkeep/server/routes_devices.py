@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Final
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 
@@ -13,14 +13,12 @@ from chatkeep.core.query import SessionFilter
 from chatkeep.errors import InvalidInputError, SessionExistsError
 from chatkeep.manager import SessionManager
 from chatkeep.server.deps import CallerDep, Manager, guard
+from chatkeep.server.device import DEVICE_HEADER, NEWEST_FIRST, live_session
 from chatkeep.server.errors import ERROR_RESPONSES
 from chatkeep.server.wire import Envelope, LockOut, SessionOut, lock_out, session_out
 from chatkeep.server.wire_admin import LockCleared, LockIn
 
 router = APIRouter(tags=["devices"], responses=ERROR_RESPONSES)
-
-DEVICE_HEADER: Final = "X-Device-ID"
-NEWEST_FIRST: Final = "-created_at"
 
 
 @router.get(
@@ -46,10 +44,9 @@ async def device_session(
     if check_device_id(device_id, "deviceId") != from_header:
         raise InvalidInputError(DEVICE_HEADER, "names another device than the path")
     owner = caller.owner if caller.authenticated else None
-    flt = SessionFilter(owner=owner, device_id=from_header)
-    page = await manager.list_sessions(flt, NEWEST_FIRST, 1)
-    if page.sessions:
-        return Envelope(data=session_out(page.sessions[0]))
+    current = await live_session(manager, owner, from_header)
+    if current is not None:
+        return Envelope(data=session_out(current))
     newest = await _newest(manager, owner, from_header)
     if newest is not None and not newest.is_expired(manager.clock.now()):
         return Envelope(data=session_out(newest))  # created since the first look
@@ -58,10 +55,10 @@ async def device_session(
             id=_next_id(owner, from_header, newest), owner=owner, device_id=from_header
         )
     except SessionExistsError:
-        page = await manager.list_sessions(flt, NEWEST_FIRST, 1)
-        if not page.sessions:
+        current = await live_session(manager, owner, from_header)
+        if current is None:
             raise
-        return Envelope(data=session_out(page.sessions[0]))
+        return Envelope(data=session_out(current))
     response.status_code = 201
     response.headers["Location"] = f"/api/sessions/{session.id}"
     return Envelope(data=session_out(session))

@@ -9,11 +9,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, Field, JsonValue
 
+from chatkeep.core.ids import check_device_id
 from chatkeep.core.models import JSON, Persistence
 from chatkeep.core.query import MAX_PAGE, SessionFilter
 from chatkeep.errors import InvalidInputError, SessionNotFoundError
 from chatkeep.manager import SessionOptions
 from chatkeep.server.deps import CallerDep, Manager, configured_mode, guard, own_owner, owned
+from chatkeep.server.device import DEVICE_HEADER, live_session
 from chatkeep.server.errors import ERROR_RESPONSES
 from chatkeep.server.wire import MAX_INT, Envelope, SessionOut, Wire, session_out
 
@@ -34,6 +36,10 @@ class SessionList(Wire):
     sessions: list[SessionOut]
     count: int = Field(description="Sessions on this page.")
     next_cursor: str | None = Field(description="Give as `cursor` for the next page.")
+    current_session: str | None = Field(
+        default=None,
+        description="With `X-Device-ID`: the id of that device's current (live) session.",
+    )
 
 
 class NewSession(Wire):
@@ -96,6 +102,9 @@ async def list_sessions(
     sort: SortParam = "-lastActivity",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: str | None = None,
+    x_device_id: Annotated[
+        str | None, Header(description="The calling device's id (a UUID), if it has one.")
+    ] = None,
 ) -> Envelope[SessionList]:
     """Filters combine (all must hold). `metadata.<key>=<value>` parameters match a
     metadata key; the value is read as JSON when it is JSON (`3`, `true`, `"3"`), else
@@ -115,8 +124,18 @@ async def list_sessions(
     order = ("-" if sort.startswith("-") else "") + _SORT_FIELDS[sort.lstrip("-")]
     page = await manager.list_sessions(flt, order, limit, cursor)
     sessions = [session_out(s) for s in page.sessions]
+    current = None
+    if x_device_id is not None:
+        device = check_device_id(x_device_id, DEVICE_HEADER)
+        owner_of_device = caller.owner if caller.authenticated else None
+        current = await live_session(manager, owner_of_device, device)
     return Envelope(
-        data=SessionList(sessions=sessions, count=len(sessions), next_cursor=page.next_cursor)
+        data=SessionList(
+            sessions=sessions,
+            count=len(sessions),
+            next_cursor=page.next_cursor,
+            current_session=None if current is None else current.id,
+        )
     )
 
 
