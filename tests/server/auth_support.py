@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from chatkeep.config import Config, ServerConfig
@@ -41,3 +42,21 @@ async def connected(
         transport=transport, base_url="http://testserver", headers=headers
     ) as client:
         yield client
+
+
+@pytest.fixture
+def owners_app(manager: SessionManager) -> FastAPI:
+    """One app with authentication on, shared by ``alice`` and ``bob``."""
+    return auth_app(manager)
+
+
+@pytest.fixture
+async def alice(owners_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with connected(owners_app, bearer(KEY_A)) as c:
+        yield c
+
+
+@pytest.fixture
+async def bob(owners_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with connected(owners_app, bearer(KEY_B)) as c:
+        yield c

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from chatkeep.core.clock import FakeClock
-from chatkeep.manager import SessionManager
 
-from .auth_support import KEY_A, KEY_B, auth_app, bearer, connected
+from .auth_support import alice as alice  # the fixtures
+from .auth_support import bob as bob
+from .auth_support import owners_app as owners_app
 from .conftest import BODY_LIMIT
 from .support import failed, new_session, ok
 
@@ -210,23 +209,6 @@ async def test_a_body_that_is_not_utf8_or_too_large_is_refused(client: httpx.Asy
 
 
 # -- with authentication on ------------------------------------------------------------
-
-
-@pytest.fixture
-def app(manager: SessionManager) -> FastAPI:
-    return auth_app(manager)
-
-
-@pytest.fixture
-async def alice(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with connected(app, bearer(KEY_A)) as c:
-        yield c
-
-
-@pytest.fixture
-async def bob(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with connected(app, bearer(KEY_B)) as c:
-        yield c
 
 
 async def test_bulk_update_changes_only_the_callers_sessions(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from chatkeep.core.clock import FakeClock
-from chatkeep.manager import SessionManager
 
-from .auth_support import KEY_A, KEY_B, auth_app, bearer, connected
+from .auth_support import alice as alice  # the fixtures
+from .auth_support import bob as bob
+from .auth_support import owners_app as owners_app
 from .support import failed, new_session, ok
 
 DEVICE = "5b9f1abf-f180-456d-8a3e-0123456789ab"
@@ -198,23 +197,6 @@ async def test_the_lock_of_a_missing_or_expired_session(
 
 
 # -- with authentication on ------------------------------------------------------------
-
-
-@pytest.fixture
-def app(manager: SessionManager) -> FastAPI:
-    return auth_app(manager)
-
-
-@pytest.fixture
-async def alice(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with connected(app, bearer(KEY_A)) as c:
-        yield c
-
-
-@pytest.fixture
-async def bob(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with connected(app, bearer(KEY_B)) as c:
-        yield c
 
 
 async def test_each_owner_has_its_own_session_on_a_shared_device(
