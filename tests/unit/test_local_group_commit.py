@@ -36,9 +36,10 @@ def user(text: str) -> NewMessage:
     return NewMessage(role="user", content=text)
 
 
-@pytest.fixture(params=["thread", "loop"], ids=lambda w: f"writer={w}")
+@pytest.fixture(params=["auto", "thread", "loop"], ids=lambda w: f"writer={w}")
 async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[LocalStore]:
-    """A SQLite store writing on its thread (the default) or on the event loop."""
+    """A SQLite store writing where its commits' speed says (the default), on its thread
+    or on the event loop."""
     async with chatkeep.open_store(f"sqlite:///{tmp_path}/s.db?writer={request.param}") as opened:
         assert isinstance(opened, LocalStore)
         yield opened
@@ -61,7 +62,7 @@ def count_commits(store: LocalStore) -> list[int]:
 def alone(store: LocalStore) -> int:
     """How many operations of a burst commit before the rest share one commit: on the
     thread the first caller starts at once, on the loop it waits one turn for the others."""
-    return 0 if store._backend.writes_on_loop else 1
+    return 0 if store._group.placement.on_loop() else 1
 
 
 async def fresh_view(path: Path, session_id: str) -> tuple[Session, list[str]]:

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from chatkeep.core.models import JSON, Message, Session
 from chatkeep.core.query import Cursor, SearchHit, SessionFilter, SessionSort
+from chatkeep.stores.runner import Writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +30,10 @@ class Backend(ABC):
     """Storage primitives. Reads see the writes of the current transaction."""
 
     name: str
-    writes_on_loop: bool = False
-    """Run writes on the event loop instead of the store's thread (no hop, but the loop
-    waits for each commit)."""
+    writer: Writer = "thread"
+    """Where write batches run: the store's thread, the event loop (no hop, but the loop
+    waits for each commit), or ``auto`` (the loop while commits are quick; see
+    :class:`~chatkeep.stores.runner.Placement`)."""
 
     # -- transactions -------------------------------------------------------
     @abstractmethod

@@ -6,7 +6,8 @@ arrive while a batch is being committed queue up, and the whole queue then runs 
 batch: one hop to the store's thread, one transaction, one commit. A caller is answered
 only after the commit that holds its operation has succeeded.
 
-A backend may ask for its writes to run on the event loop (``writes_on_loop``): no hop,
+A backend may ask for its batches to run on the event loop (``writer`` ``loop``, or
+``auto`` while they are quick, see :class:`~chatkeep.stores.runner.Placement`): no hop,
 but the loop waits for each batch. Nothing else can run (and queue) while a batch runs
 there, so the first caller waits one turn of the loop before it starts, and the callers
 that are ready by then join its batch.
@@ -30,7 +31,7 @@ from typing import Any
 from chatkeep.errors import ChatkeepError, StoreUnavailableError
 from chatkeep.stores import calls, ops
 from chatkeep.stores.backend import Backend
-from chatkeep.stores.runner import Runner
+from chatkeep.stores.runner import Placement, Runner, timed
 
 MAX_BATCH = 256
 """The most operations one transaction carries; more wait for the next."""
@@ -137,12 +138,11 @@ class GroupCommit:
         runner: Runner,
         lock: asyncio.Lock,
         context: Callable[[], ops.Context],
-        *,
-        inline: bool = False,
+        placement: Placement,
     ) -> None:
         self._backend = backend
         self._runner = runner
-        self._inline = inline
+        self.placement = placement
         self._lock = lock
         self._context = context
         self._pending: list[Job] = []
@@ -157,7 +157,7 @@ class GroupCommit:
             return await self._wait(job)
         self._draining = True
         try:
-            if self._inline:
+            if self.placement.on_loop():
                 # Nothing else runs while a batch runs on the loop: let the callers that
                 # are ready queue up first, so that they share this commit.
                 await asyncio.sleep(0)
@@ -208,11 +208,13 @@ class GroupCommit:
             del self._pending[:MAX_BATCH]
             if not jobs:
                 return
+            batch = partial(run_batch, self._backend, self._context(), jobs)
             try:
-                if self._inline:
-                    run_batch(self._backend, self._context(), jobs)
+                if self.placement.on_loop():
+                    took = timed(batch)
                 else:
-                    await self._runner.run(partial(run_batch, self._backend, self._context(), jobs))
+                    took = await self._runner.run(partial(timed, batch))
+                self.placement.took(took)
             finally:
                 _answer(jobs)
 

@@ -15,7 +15,7 @@ from chatkeep.stores import calls, ops
 from chatkeep.stores.backend import Backend
 from chatkeep.stores.base import OptimizeReport
 from chatkeep.stores.group_commit import GroupCommit
-from chatkeep.stores.runner import Runner
+from chatkeep.stores.runner import Placement, Runner
 from chatkeep.stores.surface import Operations, StoreSurface
 
 
@@ -51,7 +51,7 @@ class LocalStore(StoreSurface):
         self._lock = asyncio.Lock()
         self._reader = backend.reader()
         self._group = GroupCommit(
-            backend, runner, self._lock, self._context, inline=backend.writes_on_loop
+            backend, runner, self._lock, self._context, Placement(backend.writer)
         )
 
     def _atomic(

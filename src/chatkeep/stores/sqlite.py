@@ -1,7 +1,8 @@
 """The SQLite backend: one database file in WAL mode, searched with FTS5.
 
-It uses the standard ``sqlite3`` module on one writing connection, driven by the store's
-worker thread (or, with ``?writer=loop``, by the event loop), and a read-only one for
+It uses the standard ``sqlite3`` module on one writing connection, driven by the event
+loop while commits are quick and by the store's worker thread when they are not
+(``?writer=auto``, the default; ``thread`` and ``loop`` fix the choice), and a read-only one for
 reads on the event loop; transactions are issued explicitly (``BEGIN IMMEDIATE`` for
 writes). Records are rows (see ``sql/sqlite_schema.sql``); how a :class:`SessionFilter`
 and a search become SQL lives in :mod:`chatkeep.stores.sqlite_query`; messages reach
@@ -93,7 +94,7 @@ class SqliteBackend(Backend):
         )
         self.path = path
         self.options = options
-        self.writes_on_loop = options.writer == "loop"
+        self.writer = options.writer
         self._seen: dict[str, _Seen] = {}
         self._index = None if read_only else MessageIndex(conn)
         self._probes: list[object] = []

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from chatkeep.errors import ConfigurationError, StoreUnavailableError
 from chatkeep.stores import sqlite_query as q
+from chatkeep.stores.runner import WRITERS, Writer
 from chatkeep.stores.sql import load
 
 SCHEMA_VERSION = 2
 _SYNCHRONOUS = ("full", "normal")
-_WRITERS = ("thread", "loop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +23,11 @@ class SqliteOptions:
     busy_timeout_ms: int = 5000
     cache_sessions: int = 1024
     cache_messages: int = 100
-    writer: str = "thread"
+    writer: Writer = "auto"
     """Where writes run: ``thread`` (the store's thread; the event loop never waits on
-    the disk) or ``loop`` (the event loop itself: no thread hop, but the loop is blocked
-    while each transaction runs and commits)."""
+    the disk), ``loop`` (the event loop itself: no thread hop, but the loop is blocked
+    while each transaction runs and commits) or ``auto`` (the loop while commits are
+    quick, the thread when they are not: :class:`~chatkeep.stores.runner.Placement`)."""
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> SqliteOptions:
@@ -41,9 +42,11 @@ class SqliteOptions:
             raise ConfigurationError(
                 "synchronous", f"{options['synchronous']!r} is not one of: full, normal"
             )
-        writer = options.get("writer", "thread").lower()
-        if writer not in _WRITERS:
-            raise ConfigurationError("writer", f"{options['writer']!r} is not one of: thread, loop")
+        writer = next((w for w in WRITERS if w == options.get("writer", "auto").lower()), None)
+        if writer is None:
+            raise ConfigurationError(
+                "writer", f"{options['writer']!r} is not one of: {', '.join(WRITERS)}"
+            )
         return cls(
             synchronous,
             _count(options, "busy_timeout", 5000, "a number of milliseconds"),

@@ -1,0 +1,71 @@
+"""Where write batches run: ``writer=auto`` keeps quick batches on the event loop and
+moves slow ones to the store's thread, and back when they are quick again."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import chatkeep
+from chatkeep import NewMessage
+from chatkeep.stores.local import LocalStore
+from chatkeep.stores.runner import QUICK_BATCH, Placement
+
+
+def test_fixed_writers_never_move() -> None:
+    loop, thread = Placement("loop"), Placement("thread")
+    for placement in (loop, thread):
+        placement.took(10.0)
+    assert loop.on_loop()
+    assert not thread.on_loop()
+
+
+def test_auto_moves_to_the_thread_when_batches_are_slow_and_back_when_quick() -> None:
+    placement = Placement("auto")
+    assert placement.on_loop()
+    placement.took(QUICK_BATCH * 10)
+    assert not placement.on_loop()
+    quick = 0
+    while not placement.on_loop():
+        placement.took(QUICK_BATCH / 10)
+        quick += 1
+    assert 1 < quick < 20
+
+
+def test_an_unknown_writer_is_refused() -> None:
+    with pytest.raises(ValueError, match="thread, loop, auto"):
+        Placement("elsewhere")  # type: ignore[arg-type]
+
+
+async def test_a_store_commits_on_its_thread_while_the_disk_is_slow(tmp_path: Path) -> None:
+    # synchronous=normal: commits without an fsync stay quick on a loaded machine too.
+    async with chatkeep.open_store(f"sqlite:///{tmp_path}/s.db?synchronous=normal") as store:
+        assert isinstance(store, LocalStore)
+        backend: Any = store._backend
+        commit = backend.commit
+        slow = True
+        threads: list[int] = []
+
+        def commit_and_note() -> None:
+            if slow:
+                time.sleep(QUICK_BATCH * 10)
+            commit()
+            threads.append(threading.get_ident())
+
+        backend.commit = commit_and_note
+        session = await store.create_session()
+        loop_thread = threading.get_ident()
+        assert threads == [loop_thread]  # the first batch runs on the loop: none was slow
+        for n in range(3):
+            await store.append_messages(session.id, NewMessage(role="user", content=f"{n}"))
+        assert threads[1:] == [threads[1]] * 3
+        assert threads[1] != loop_thread
+        slow = False
+        for n in range(30):
+            await store.append_messages(session.id, NewMessage(role="user", content=f"q{n}"))
+        assert threads[-1] == loop_thread
+        assert [m.content for m in await store.get_messages(session.id, last=2)] == ["q28", "q29"]
