@@ -69,3 +69,29 @@ async def test_a_store_commits_on_its_thread_while_the_disk_is_slow(tmp_path: Pa
             await store.append_messages(session.id, NewMessage(role="user", content=f"q{n}"))
         assert threads[-1] == loop_thread
         assert [m.content for m in await store.get_messages(session.id, last=2)] == ["q28", "q29"]
+
+
+async def test_operations_that_grow_with_the_data_run_on_the_thread(tmp_path: Path) -> None:
+    async with chatkeep.open_store(f"sqlite:///{tmp_path}/s.db?synchronous=normal") as store:
+        assert isinstance(store, LocalStore)
+        backend: Any = store._backend
+        commit = backend.commit
+        threads: list[int] = []
+
+        def commit_and_note() -> None:
+            commit()
+            threads.append(threading.get_ident())
+
+        backend.commit = commit_and_note
+        session = await store.create_session(metadata={"team": "a"})
+        await store.append_messages(session.id, NewMessage(role="user", content="hello"))
+        loop_thread = threading.get_ident()
+        assert threads == [loop_thread, loop_thread]
+        average = store._group.placement.average
+        await store.bulk_update(chatkeep.SessionFilter(), {"metadata": {"team": "b"}})
+        assert await store.search_sessions("hello")
+        await store.cleanup_expired_sessions()
+        await store.optimize()
+        assert len(threads) >= 5
+        assert loop_thread not in threads[2:]
+        assert store._group.placement.average == average

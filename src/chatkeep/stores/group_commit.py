@@ -36,6 +36,10 @@ from chatkeep.stores.runner import Placement, Runner, timed
 MAX_BATCH = 256
 """The most operations one transaction carries; more wait for the next."""
 
+LONG = frozenset((ops.bulk_update, ops.cleanup, ops.optimize, ops.search))
+"""Operations whose work grows with the data (many sessions, or a whole file): they
+always run on the store's thread, so that the event loop never waits for them."""
+
 
 @dataclass(slots=True, eq=False)
 class Job:
@@ -157,7 +161,7 @@ class GroupCommit:
             return await self._wait(job)
         self._draining = True
         try:
-            if self.placement.on_loop():
+            if self.placement.on_loop() and op not in LONG:
                 # Nothing else runs while a batch runs on the loop: let the callers that
                 # are ready queue up first, so that they share this commit.
                 await asyncio.sleep(0)
@@ -209,12 +213,14 @@ class GroupCommit:
             if not jobs:
                 return
             batch = partial(run_batch, self._backend, self._context(), jobs)
+            long = not LONG.isdisjoint(job.op for job in jobs)
             try:
-                if self.placement.on_loop():
+                if self.placement.on_loop() and not long:
                     took = timed(batch)
                 else:
                     took = await self._runner.run(partial(timed, batch))
-                self.placement.took(took)
+                if not long:  # how long those take says nothing of the disk's speed
+                    self.placement.took(took)
             finally:
                 _answer(jobs)
 
