@@ -35,10 +35,10 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from chatkeep.errors import (
@@ -53,6 +53,7 @@ from chatkeep.stores.redis_link import Link
 from chatkeep.stores.redis_maintenance import prune
 from chatkeep.stores.redis_optimistic import OptimisticRedisTxn
 from chatkeep.stores.redis_options import number_option
+from chatkeep.stores.redis_pool import ConnectionCache
 from chatkeep.stores.redis_txn import RedisTxn
 from chatkeep.stores.remote_backend import AsyncBackend, AsyncTxn
 from chatkeep.stores.urls import masked
@@ -105,6 +106,7 @@ class RedisBackend(AsyncBackend):
 
     def __init__(self, pool: BlockingConnectionPool, options: RedisOptions, where: str) -> None:
         self._pool = pool
+        self._conns = ConnectionCache(pool, options.socket_timeout)
         self.options = options
         self.keys = Keys(options.prefix)
         self.where = where
@@ -124,7 +126,8 @@ class RedisBackend(AsyncBackend):
                 base,
                 max_connections=settings.max_connections,
                 timeout=settings.socket_timeout,
-                socket_timeout=settings.socket_timeout,
+                # Each call has a deadline of its own (Link, ConnectionCache).
+                socket_timeout=None,
                 socket_connect_timeout=settings.socket_timeout,
                 protocol=2,
             )
@@ -143,7 +146,7 @@ class RedisBackend(AsyncBackend):
                 return
             except StoreUnavailableError as exc:
                 if attempt + 1 == CONNECT_ATTEMPTS:
-                    await self._pool.disconnect()
+                    await self._conns.close()
                     raise StoreUnavailableError(
                         f"cannot reach Redis at {self.where} "
                         f"after {CONNECT_ATTEMPTS} attempts: {exc.__cause__ or exc}"
@@ -157,14 +160,23 @@ class RedisBackend(AsyncBackend):
     @asynccontextmanager
     async def _link(self) -> AsyncIterator[Link]:
         """A connection of the pool for the block."""
+        link = await self._take()
         try:
-            conn: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            yield link
+        finally:
+            await self._conns.give_back(link.conn)
+
+    async def _take(self) -> Link:
+        """A connection for one block, to give back to ``self._conns``."""
+        try:
+            conn = await self._conns.take()
+        except TimeoutError as exc:
+            raise StoreUnavailableError(
+                f"Redis at {self.where}: no connection within {self.options.socket_timeout:g} s"
+            ) from exc
         except (RedisError, OSError) as exc:
             raise StoreUnavailableError(f"Redis at {self.where}: {exc}") from exc
-        try:
-            yield Link(conn, self.where, self.options.socket_timeout)
-        finally:
-            await self._pool.release(conn)
+        return Link(conn, self.where, self.options.socket_timeout)
 
     @asynccontextmanager
     async def transaction(self, write: bool, *, log: bool = True) -> AsyncIterator[RedisTxn]:
@@ -190,32 +202,7 @@ class RedisBackend(AsyncBackend):
     def operation(self, write: bool) -> AbstractAsyncContextManager[AsyncTxn]:
         """One operation, run without a transaction (see
         :mod:`chatkeep.stores.redis_optimistic`)."""
-        return self._operation(write)
-
-    @asynccontextmanager
-    async def _operation(self, write: bool) -> AsyncIterator[AsyncTxn]:
-        """An error the operation raised from a record read from the cache, not yet
-        checked, becomes a conflict: the store then runs the operation again in a
-        transaction, which decides on the current record."""
-        async with self._link() as link:
-            txn = OptimisticRedisTxn(
-                link,
-                self.keys,
-                write,
-                self._cache,
-                log=self.log_changes,
-                idle_millis=None if self.log_changes else self.idle_millis,
-            )
-            try:
-                yield txn
-            except ChatkeepError as exc:
-                if isinstance(exc, _FINAL_ERRORS) or not txn.used_cache:
-                    raise
-                txn.forget()
-                raise TransactionConflictError(
-                    f"Redis at {self.where}: to be decided on the current session ({exc})"
-                ) from exc
-            await txn.finish()
+        return _Operation(self, write)
 
     async def optimize(self) -> list[str]:
         async with self._link() as link:
@@ -223,4 +210,53 @@ class RedisBackend(AsyncBackend):
         return [f"removed {removed} listing entries of sessions that Redis expired natively"]
 
     async def close(self) -> None:
-        await self._pool.disconnect()
+        await self._conns.close()
+
+
+class _Operation:
+    """The block of one operation (see :meth:`RedisBackend.operation`): a connection
+    and an :class:`OptimisticRedisTxn` on it, whose writes go out when the block ends.
+
+    An error the operation raised from a record read from the cache, not yet checked,
+    becomes a conflict: the store then runs the operation again in a transaction, which
+    decides on the current record. (A class rather than a generator-based context
+    manager: this runs once per operation.)
+    """
+
+    __slots__ = ("_backend", "_link", "_txn", "_write")
+
+    def __init__(self, backend: RedisBackend, write: bool) -> None:
+        self._backend = backend
+        self._write = write
+
+    async def __aenter__(self) -> OptimisticRedisTxn:
+        backend = self._backend
+        self._link = link = await backend._take()
+        self._txn = OptimisticRedisTxn(
+            link,
+            backend.keys,
+            self._write,
+            backend._cache,
+            log=backend.log_changes,
+            idle_millis=None if backend.log_changes else backend.idle_millis,
+        )
+        return self._txn
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        txn = self._txn
+        try:
+            if exc is None:
+                await txn.finish()
+            elif (
+                isinstance(exc, ChatkeepError)
+                and not isinstance(exc, _FINAL_ERRORS)
+                and txn.used_cache
+            ):
+                txn.forget()
+                raise TransactionConflictError(
+                    f"Redis at {self._backend.where}: to be decided on the current session ({exc})"
+                ) from exc
+        finally:
+            await self._backend._conns.give_back(self._link.conn)

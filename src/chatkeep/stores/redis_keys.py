@@ -39,6 +39,7 @@ class Keys:
         self.outbox = f"{prefix}:outbox"
         self.waiting = f"{prefix}:outbox:waiting"
         self.dead = f"{prefix}:outbox:dead"
+        self._by = {field: f"{prefix}:by:{field.value}" for field in FIELDS}
 
     def session(self, session_id: str) -> str:
         return f"{self.prefix}:s:{session_id}"
@@ -57,7 +58,7 @@ class Keys:
         return self.session(session_id), self.messages(session_id), self.ids(session_id)
 
     def by(self, field: SortField) -> str:
-        return f"{self.prefix}:by:{field.value}"
+        return self._by[field]
 
     def owned(self, field: SortField, owner: str) -> str:
         return f"{self.prefix}:o:{field.value}:{owner}"

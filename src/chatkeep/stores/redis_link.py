@@ -79,19 +79,61 @@ class Link:
         await self.conn.disconnect(nowait=True)
 
 
+PACKED_WORDS = 4096
+"""How many words (key names, command names...) are kept ready packed."""
+_packed: dict[str, bytes] = {}
+
+
 def pack(commands: Sequence[Command]) -> bytes:
-    """``commands`` in the Redis protocol (RESP), ready to send in one write."""
-    out = bytearray()
+    """``commands`` in the Redis protocol (RESP), ready to send in one write.
+
+    Text words come packed from a small table: key and command names repeat from one
+    call to the next, and encoding them word by word is most of the cost of packing.
+    """
+    out: list[bytes] = []
+    put = out.append
+    packed = _packed
     for command in commands:
-        out += b"*%d\r\n" % len(command)
+        put(b"*%d\r\n" % len(command))
         for arg in command:
-            if isinstance(arg, str):
-                data = arg.encode()
-            elif isinstance(arg, bytes):
-                data = arg
-            elif isinstance(arg, int):
-                data = b"%d" % arg
+            if type(arg) is str:
+                word = packed.get(arg)
+                if word is None:
+                    word = _word(arg.encode())
+                    if len(packed) >= PACKED_WORDS:
+                        packed.clear()
+                    packed[arg] = word
+                put(word)
+            elif type(arg) is bytes:
+                put(b"$%d\r\n" % len(arg))
+                put(arg)
+                put(b"\r\n")
+            elif type(arg) is int:
+                if 0 <= arg < SMALL_INTS:
+                    put(_SMALL[arg])
+                else:
+                    data = b"%d" % arg
+                    put(b"$%d\r\n%s\r\n" % (len(data), data))
             else:
-                data = repr(arg).encode()
-            out += b"$%d\r\n%s\r\n" % (len(data), data)
-    return bytes(out)
+                put(_word(_other(arg)))
+    return b"".join(out)
+
+
+def _word(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+SMALL_INTS = 256
+"""Integers below this (word counts, small seqs...) come packed from a table."""
+_SMALL = [_word(b"%d" % i) for i in range(SMALL_INTS)]
+
+
+def _other(arg: object) -> bytes:
+    """A word of another type than exactly ``str``, ``bytes`` or ``int``."""
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, int):
+        return b"%d" % arg
+    return repr(arg).encode()

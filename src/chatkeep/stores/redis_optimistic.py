@@ -213,9 +213,8 @@ class OptimisticRedisTxn(RedisTxn):
             return
         added = entry.pending.added if entry.pending is not None else []
         if added:
-            (members,) = [
-                c for c in commands if c[0] == "ZADD" and c[1] == self.keys.messages(session_id)
-            ]
+            messages = self.keys.messages(session_id)
+            (members,) = [c for c in commands if c[0] == "ZADD" and c[1] == messages]
             self._learn(zip(members[3::2], added, strict=True))  # type: ignore[arg-type]
         self._cache.put(_known(raw, current, self._memo))
 

@@ -97,7 +97,8 @@ class RedisTxn(AsyncTxn):
         self.write = write
         self.log = log
         self.idle_millis = idle_millis
-        self._token = secrets.token_hex(8)
+        self._token = ""
+        """What this transaction's locks hold (drawn when it takes its first one)."""
         self._entries: dict[str, Entry] = {}
         self._locks: list[str] = []
         self._watching = False
@@ -119,6 +120,8 @@ class RedisTxn(AsyncTxn):
     async def _lock_and_read(self, session_id: str, key: str) -> object:
         """Take the session's lock (waiting for it), then watch and read its record."""
         lock = self.keys.lock(session_id)
+        if not self._token:
+            self._token = secrets.token_hex(8)
         take: Command = ("SET", lock, self._token, "NX", "PX", LOCK_LEASE // _MS)
         read: tuple[Command, Command] = (("WATCH", key), ("GET", key))
         about = f"session {session_id!r}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chatkeep.core.codec import to_micros
 from chatkeep.core.models import Session
 from chatkeep.stores.redis_keys import FIELDS, Keys
 from chatkeep.stores.redis_link import Command
@@ -24,6 +25,9 @@ GC_GRACE = timedelta(days=1)
 """How long an expired session's keys stay in Redis before Redis removes them itself."""
 
 _MS = timedelta(milliseconds=1)
+_FIELD_NAMES = tuple((field, field.value) for field in FIELDS)
+"""Each listing's field with the name of its Session attribute (scored by ``to_micros``,
+which is :func:`~chatkeep.stores.redis_rows.score`)."""
 
 
 def gc_millis(session: Session, idle_millis: int | None = None) -> int | None:
@@ -59,20 +63,23 @@ def session_writes(
         out += _message_writes(messages, ids, pending)
     out.append(("SET", record, encode_session(current)))
     old_owner = None if stored is None else stored.owner
-    moved = old_owner != current.owner
-    for field in FIELDS:
-        value = score(getattr(current, field.value))
-        if moved and old_owner is not None:
-            out.append(("ZREM", keys.owned(field, old_owner), session_id))
-        if not moved and stored is not None and score(getattr(stored, field.value)) == value:
+    owner = current.owner
+    moved = old_owner != owner
+    for field, name in _FIELD_NAMES:
+        value = to_micros(getattr(current, name))
+        if moved:
+            if old_owner is not None:
+                out.append(("ZREM", keys.owned(field, old_owner), session_id))
+        elif stored is not None and to_micros(getattr(stored, name)) == value:
             continue
         out.append(("ZADD", keys.by(field), value, session_id))
-        if current.owner is not None:
-            out.append(("ZADD", keys.owned(field, current.owner), value, session_id))
-    if current.expires_at is None:
+        if owner is not None:
+            out.append(("ZADD", keys.owned(field, owner), value, session_id))
+    expires_at = current.expires_at
+    if expires_at is None:
         out.append(("ZREM", keys.expiry, session_id))
     else:
-        out.append(("ZADD", keys.expiry, score(current.expires_at), session_id))
+        out.append(("ZADD", keys.expiry, score(expires_at), session_id))
     millis = gc_millis(current, idle_millis)
     if millis is None:
         if stored is None or stored.expires_at is not None:
