@@ -208,10 +208,22 @@ async def test_restore_round_trips_sessions_and_messages(
             ManagerConfig(backup_dir=tmp_path / "backups"),
             clock=fake_clock,
         )
+        seen: list[tuple[EventType, str]] = []
+        target.events.subscribe(lambda e: seen.append((e.type, e.session_id)))
         assert (await target.restore_backup(info.name, dry_run=True)).restored == 3
         assert (await target.list_sessions()).sessions == []
+        assert seen == [], "a dry run publishes nothing"
         report = await target.restore_backup(info.name)
         assert (report.restored, report.failed) == (3, 0)
+        ids = sorted(s.id for s in (await source.list_sessions()).sessions)
+        assert sorted(seen) == [(EventType.SESSION_CREATED, sid) for sid in ids]
+        seen.clear()
+        first = ids[0]
+        await target.append_messages(first, [NewMessage(role="user", content="after")])
+        seen.clear()
+        again = await target.restore_backup(info.name, strategy="overwrite")
+        assert again.restored == 3
+        assert seen == [(EventType.SESSION_UPDATED, first)], "only the changed one was replaced"
         original = (await source.list_sessions()).sessions
         restored = (await target.list_sessions()).sessions
         assert [session_to_dict(s) for s in restored] == [session_to_dict(s) for s in original]

@@ -167,16 +167,23 @@ async def test_restore_into_empty_stores(
 ) -> None:
     backups = Backups(tmp_path, 2, fake_clock)
     info = await backups.create(sections(source))
-    report = await backups.restore(
+    restored = await backups.restore(
         info.name, lambda modes: target[modes[0]], strategy="skip_existing", dry_run=False
     )
+    report = restored.report
     assert (report.restored, report.skipped, report.failed, report.errors) == (4, 0, 0, [])
     for mode in (DURABLE, NONE):
         assert await sessions_of(target[mode]) == await sessions_of(source[mode])
+    created = sorted(s.id for s in restored.created)
+    pages = [await source[m].list_sessions(limit=100) for m in (DURABLE, NONE)]
+    assert created == sorted(s.id for page in pages for s in page.sessions)
+    assert len(created) == 4
+    assert restored.replaced == []
     again = await backups.restore(
         info.name, lambda modes: target[modes[0]], strategy="skip_existing", dry_run=False
     )
-    assert (again.restored, again.skipped) == (0, 4)
+    assert (again.report.restored, again.report.skipped) == (0, 4)
+    assert (again.created, again.replaced) == ([], [])
 
 
 async def test_a_dry_run_changes_nothing(
@@ -187,11 +194,12 @@ async def test_a_dry_run_changes_nothing(
 ) -> None:
     backups = Backups(tmp_path, 2, fake_clock)
     info = await backups.create(sections(source))
-    report = await backups.restore(
+    restored = await backups.restore(
         info.name, lambda modes: target[modes[0]], strategy="overwrite", dry_run=True
     )
-    assert report.dry_run
-    assert report.restored == 4
+    assert restored.report.dry_run
+    assert restored.report.restored == 4
+    assert (restored.created, restored.replaced) == ([], [])
     assert await sessions_of(target[DURABLE]) == []
 
 
@@ -230,5 +238,5 @@ async def test_empty_sections_need_no_store(
                 raise ConfigurationError("stores", f"no store for {modes[0].value}")
             return target[modes[0]]
 
-        report = await backups.restore(info.name, known, strategy="overwrite", dry_run=False)
-        assert report.restored == 4
+        restored = await backups.restore(info.name, known, strategy="overwrite", dry_run=False)
+        assert restored.report.restored == 4

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,28 +38,56 @@ class Restored:
     replaced: list[Session]
 
 
+class Watch:
+    """Finds which sessions an import into ``store`` creates or replaces, as the lines
+    stream past: each session's record is read before its line reaches the store
+    (:meth:`lines`), and again once the import is over (:meth:`restored`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._before: dict[str, tuple[bool, Session | None]] = {}
+
+    async def lines(self, lines: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+        """``lines``, unchanged, each session's record read before its line is passed on."""
+        if isinstance(lines, AsyncIterable):
+            async for line in lines:
+                await self._note(line)
+                yield line
+        else:
+            for line in lines:
+                await self._note(line)
+                yield line
+
+    async def _note(self, line: str) -> None:
+        sid = _session_id(line)
+        if sid is not None and sid not in self._before:
+            self._before[sid] = await _record(self.store, sid)
+
+    async def restored(self, report: ImportReport) -> Restored:
+        """``report`` with the sessions the import created or replaced (none on a dry run)."""
+        created: list[Session] = []
+        replaced: list[Session] = []
+        if report.dry_run:
+            return Restored(report, created, replaced)
+        for sid, (existed, was) in self._before.items():
+            now = (await _record(self.store, sid))[1]
+            if now is None:
+                continue
+            if not existed:
+                created.append(now)
+            elif was is None or _state(now) != _state(was):
+                replaced.append(now)
+        return Restored(report, created, replaced)
+
+
 async def import_lines(
     store: Store, lines: Sequence[str], *, strategy: MergeStrategy | str, dry_run: bool
 ) -> Restored:
     """Import backup ``lines`` into ``store`` and tell which sessions it created or
     replaced (a session skipped, or unchanged, is neither)."""
-    ids = list(dict.fromkeys(sid for line in lines if (sid := _session_id(line)) is not None))
-    before = {sid: await _record(store, sid) for sid in ids}
-    report = await store.import_sessions(lines, strategy=strategy, dry_run=dry_run)
-    created: list[Session] = []
-    replaced: list[Session] = []
-    if dry_run:
-        return Restored(report, created, replaced)
-    for sid in ids:
-        existed, was = before[sid]
-        now = (await _record(store, sid))[1]
-        if now is None:
-            continue
-        if not existed:
-            created.append(now)
-        elif was is None or _state(now) != _state(was):
-            replaced.append(now)
-    return Restored(report, created, replaced)
+    watch = Watch(store)
+    report = await store.import_sessions(watch.lines(lines), strategy=strategy, dry_run=dry_run)
+    return await watch.restored(report)
 
 
 def _session_id(line: str) -> str | None:
@@ -187,8 +215,9 @@ class Backups:
         *,
         strategy: MergeStrategy | str,
         dry_run: bool,
-    ) -> ImportReport:
-        """Import every section of the backup into the store ``route`` gives for its modes.
+    ) -> Restored:
+        """Import every section of the backup into the store ``route`` gives for its
+        modes; the report, and the sessions created or replaced.
 
         Every section that holds sessions is routed before anything is imported, so a
         backup holding sessions of a mode that has no store now fails before it changes
@@ -197,6 +226,8 @@ class Backups:
         info = self.find(name)
         targets = {s.modes: route(s.modes) for s in info.sections if s.sessions}
         total = ImportReport(dry_run=dry_run)
+        created: list[Session] = []
+        replaced: list[Session] = []
 
         async def restore_section(
             modes: tuple[Persistence, ...], lines: AsyncIterator[str]
@@ -204,7 +235,13 @@ class Backups:
             target = targets.get(modes)
             if target is None:
                 return
-            report = await target.import_sessions(lines, strategy=strategy, dry_run=dry_run)
+            watch = Watch(target)
+            report = await target.import_sessions(
+                watch.lines(lines), strategy=strategy, dry_run=dry_run
+            )
+            restored = await watch.restored(report)
+            created.extend(restored.created)
+            replaced.extend(restored.replaced)
             label = "+".join(mode.value for mode in modes)
             total.restored += report.restored
             total.skipped += report.skipped
@@ -212,4 +249,4 @@ class Backups:
             total.errors.extend(f"{label}: {error}" for error in report.errors)
 
         await read_sections(info.path, restore_section)
-        return total
+        return Restored(total, created, replaced)

@@ -12,7 +12,7 @@ from chatkeep.core.models import Persistence
 from chatkeep.core.rules import SessionDefaults
 from chatkeep.core.validation import Limits
 from chatkeep.errors import ConfigurationError
-from chatkeep.manager.backups import BackupInfo, Backups, import_lines
+from chatkeep.manager.backups import BackupInfo, Backups, Restored, import_lines
 from chatkeep.manager.cache import CacheInfo, SessionCache
 from chatkeep.manager.config import ManagerConfig
 from chatkeep.manager.conversation import Conversation
@@ -187,13 +187,17 @@ class SessionManager(SessionOperations):
         strategy: MergeStrategy | str = MergeStrategy.SKIP_EXISTING,
         dry_run: bool = False,
     ) -> ImportReport:
-        """Import the backup called ``name`` (as listed) into the stores of its modes."""
+        """Import the backup called ``name`` (as listed) into the stores of its modes;
+        the cached sessions are forgotten, and ``session:created`` (or
+        ``session:updated``) is published for each session created (or replaced)."""
         try:
-            return await self._backup_dir().restore(
+            restored = await self._backup_dir().restore(
                 name, self._restore_target, strategy=strategy, dry_run=dry_run
             )
         finally:
             self._cache.clear()
+        self._announce(restored)
+        return restored.report
 
     async def import_lines(
         self,
@@ -212,6 +216,11 @@ class SessionManager(SessionOperations):
             restored = await import_lines(store, lines, strategy=strategy, dry_run=dry_run)
         finally:
             self._cache.clear()
+        self._announce(restored)
+        return restored.report
+
+    def _announce(self, restored: Restored) -> None:
+        """Publish ``session:created`` / ``session:updated`` for what an import changed."""
         for kind, sessions in (
             (EventType.SESSION_CREATED, restored.created),
             (EventType.SESSION_UPDATED, restored.replaced),
@@ -219,7 +228,6 @@ class SessionManager(SessionOperations):
             for session in sessions:
                 self._sweeper.forget(session.id)
                 self.events.publish(Event(kind, session.id, session))
-        return restored.report
 
     def _restore_target(self, modes: tuple[Persistence, ...]) -> Store:
         for mode in modes:
