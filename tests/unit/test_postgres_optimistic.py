@@ -7,6 +7,7 @@ pool, stand for two processes. Runs against the real server at
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, cast
@@ -30,6 +31,10 @@ from chatkeep.stores.postgres_optimistic import OptimisticTxn
 from chatkeep.stores.record_cache import Known, SessionCache
 from chatkeep.stores.sql.postgres import quote_ident
 
+_TYPE_LOOKUP = ("SELECT current_setting('jit')", "WITH RECURSIVE", "SELECT set_config('jit',")
+"""What asyncpg sends, once per connection, to learn a type it has no codec for (such as
+``bigint[]``): not the store's statements."""
+
 
 class Statements:
     """The statements a store sends, by their first two words."""
@@ -42,9 +47,14 @@ class Statements:
                 holder._con.add_query_logger(self._log)
 
     def _log(self, record: Any) -> None:
-        self.sent.append(" ".join(record.query.split()[:2]))
+        start = " ".join(record.query.split()[:2])
+        if not start.startswith(_TYPE_LOOKUP):
+            self.sent.append(start)
 
-    def take(self) -> list[str]:
+    async def take(self) -> list[str]:
+        """The statements sent since the last call. asyncpg calls the logger soon after
+        each statement (``loop.call_soon``): one turn of the event loop runs them."""
+        await asyncio.sleep(0)
         sent, self.sent = self.sent, []
         return sent
 
@@ -81,11 +91,11 @@ async def test_a_known_session_is_appended_to_and_read_in_one_statement(
     await append(one, s.id, "first")
     sent = Statements(one)
     await append(one, s.id, "second")
-    assert sent.take() == ["WITH changed"]
+    assert await sent.take() == ["WITH changed"]
     assert says(await one.get_messages(s.id, last=20)) == [(1, "first"), (2, "second")]
-    assert sent.take() == ["SELECT xmin"]
+    assert await sent.take() == ["SELECT xmin"]
     assert (await one.get_session(s.id)).message_count == 2
-    assert sent.take() == ["SELECT xmin"]
+    assert await sent.take() == ["SELECT xmin"]
 
 
 async def test_writes_of_another_connection_are_seen_and_kept(
@@ -129,7 +139,7 @@ async def test_a_change_between_the_read_and_the_write_runs_the_append_again(
     written = await append(one, s.id, "a1")
     assert interrupted == [1]
     assert written.seq == 3
-    assert sent.take() == ["WITH changed", "BEGIN;", "SELECT s.id,", "WITH added", "COMMIT;"]
+    assert await sent.take() == ["WITH changed", "BEGIN;", "SELECT s.id,", "WITH added", "COMMIT;"]
     assert says(await other.get_messages(s.id)) == [(1, "a0"), (2, "b1"), (3, "a1")]
     assert (await other.get_session(s.id)).message_count == 3
 
@@ -205,7 +215,7 @@ async def test_without_the_cache_an_append_is_still_without_a_transaction(
         await append(store, s.id, "a0")  # the driver learns the types of the statements
         sent = Statements(store)
         await append(store, s.id, "a1")
-        assert sent.take() == ["SELECT s.id,", "WITH changed"]
+        assert await sent.take() == ["SELECT s.id,", "WITH changed"]
         assert says(await store.get_messages(s.id, last=20)) == [(1, "a0"), (2, "a1")]
 
 

@@ -3,7 +3,8 @@
 ``postgresql://user:password@host:port/db?schema=chat&pool_max=20`` opens a store kept in
 schema ``chat`` (created if missing; every pooled connection's ``search_path``). The
 SQL lives in :mod:`chatkeep.stores.postgres_query`, the rows in
-:mod:`chatkeep.stores.postgres_rows`, the schema in ``sql/postgres/``.
+:mod:`chatkeep.stores.postgres_rows`, the schema in ``sql/postgres/``; the store keeps
+``pool_min`` connections between operations (:mod:`chatkeep.stores.postgres_pool`).
 
 A single operation runs first without a transaction, as one checked statement where it
 can (:mod:`chatkeep.stores.postgres_optimistic`); run again, and in a
@@ -21,9 +22,10 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from chatkeep.errors import ChatkeepError, StoreUnavailableError, TransactionConflictError
-from chatkeep.stores.postgres_errors import DRIVER_ERRORS, driver_errors, translated
+from chatkeep.stores.postgres_errors import DRIVER_ERRORS, driver_errors
 from chatkeep.stores.postgres_optimistic import OptimisticTxn
 from chatkeep.stores.postgres_options import PostgresOptions, driver_dsn
+from chatkeep.stores.postgres_pool import Connections
 from chatkeep.stores.postgres_txn import PostgresTxn
 from chatkeep.stores.record_cache import SessionCache
 from chatkeep.stores.remote_backend import AsyncBackend, AsyncTxn
@@ -47,6 +49,7 @@ class PostgresBackend(AsyncBackend):
 
     def __init__(self, pool: Any, where: str, options: PostgresOptions) -> None:
         self._pool = pool
+        self._connections = Connections(pool, options.pool_min, where)
         self.where = where
         self.options = options
         self._cache = SessionCache(options.cache_sessions, options.cache_messages)
@@ -72,12 +75,6 @@ class PostgresBackend(AsyncBackend):
             raise
         return cls(pool, where, settings)
 
-    async def _acquire(self) -> Any:
-        try:
-            return await self._pool.acquire()
-        except DRIVER_ERRORS as exc:
-            raise StoreUnavailableError(f"PostgreSQL {self.where}: {exc}") from exc
-
     def operation(self, write: bool) -> AbstractAsyncContextManager[AsyncTxn]:
         """One operation, run without a transaction (see
         :mod:`chatkeep.stores.postgres_optimistic`)."""
@@ -85,10 +82,13 @@ class PostgresBackend(AsyncBackend):
 
     @asynccontextmanager
     async def transaction(self, write: bool) -> AsyncIterator[AsyncTxn]:
-        conn = await self._acquire()
+        connections = self._connections
+        conn = await connections.acquire()
+        clean = False
         try:
             if not write:
                 yield PostgresTxn(conn, False, self.where)
+                clean = True
                 return
             async with driver_errors(self.where):
                 tx = conn.transaction()
@@ -104,18 +104,24 @@ class PostgresBackend(AsyncBackend):
                 raise
             async with driver_errors(self.where):
                 await tx.commit()
+            clean = True
         finally:
-            async with driver_errors(self.where):
-                await self._pool.release(conn)
+            await connections.release(conn, clean)
 
     async def optimize(self) -> list[str]:
-        async with driver_errors(self.where), self._pool.acquire() as conn:
-            await conn.execute("VACUUM (ANALYZE) sessions, messages, schema_version")
+        connections = self._connections
+        conn = await connections.acquire()
+        clean = False
+        try:
+            async with driver_errors(self.where):
+                await conn.execute("VACUUM (ANALYZE) sessions, messages, schema_version")
+            clean = True
+        finally:
+            await connections.release(conn, clean)
         return ["vacuumed and analysed the tables (VACUUM ANALYZE)"]
 
     async def close(self) -> None:
-        async with driver_errors(self.where):
-            await self._pool.close()
+        await self._connections.close()
 
 
 class _Operation:
@@ -132,7 +138,7 @@ class _Operation:
 
     async def __aenter__(self) -> OptimisticTxn:
         backend = self._backend
-        self._conn = await backend._acquire()
+        self._conn = await backend._connections.acquire()
         self._txn = OptimisticTxn(self._conn, self._write, backend.where, backend._cache)
         return self._txn
 
@@ -140,9 +146,11 @@ class _Operation:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
         backend = self._backend
+        clean = False
         try:
             if exc is None:
                 await self._txn.finish()
+                clean = True
             elif (
                 isinstance(exc, ChatkeepError)
                 and not isinstance(exc, _FINAL_ERRORS)
@@ -153,10 +161,7 @@ class _Operation:
                     f"PostgreSQL {backend.where}: to be decided on the current session ({exc})"
                 ) from exc
         finally:
-            try:
-                await backend._pool.release(self._conn)
-            except DRIVER_ERRORS as error:
-                raise translated(error, backend.where) from error
+            await backend._connections.release(self._conn, clean)
 
 
 _FINAL_ERRORS = (TransactionConflictError, StoreUnavailableError)

@@ -30,13 +30,31 @@ from chatkeep.core.query import Cursor, SessionFilter, SessionSort
 from chatkeep.errors import SessionExistsError, TransactionConflictError
 from chatkeep.stores import postgres_query as q
 from chatkeep.stores.postgres_errors import reading, writing
-from chatkeep.stores.postgres_rows import decode_message, message_columns, session_row, tokens
+from chatkeep.stores.postgres_rows import (
+    decode_message,
+    message_columns,
+    message_row,
+    session_row,
+    tokens,
+)
 from chatkeep.stores.postgres_txn import PostgresTxn
 from chatkeep.stores.record_cache import Known, SessionCache
 
 _VERSION = q.SESSION_COLUMNS.index("version")
-_FOLDABLE = frozenset({("insert",), ("drop",), ("delete",), ("clear",), ("insert", "drop")})
-"""The writes of messages that one statement makes as calls in this order would."""
+_POSITIONS = range(q.SESSION_WIDTH)
+_FOLDABLE = frozenset(
+    {
+        ("insert",),
+        ("insert_one",),
+        ("drop",),
+        ("delete",),
+        ("clear",),
+        ("insert", "drop"),
+        ("insert_one", "drop"),
+    }
+)
+"""The writes of messages that one statement makes as calls in this order would
+(``insert_one``: an insert of one message, sent as values rather than arrays)."""
 
 
 class NeedsTransaction(TransactionConflictError):
@@ -45,7 +63,8 @@ class NeedsTransaction(TransactionConflictError):
 
 class OptimisticTxn(PostgresTxn):
     """One operation without a transaction (see the module). ``finish`` sends the writes;
-    until then nothing is written."""
+    until then nothing is written: the methods that write only note what to send, so
+    they meet no driver error to translate."""
 
     def __init__(self, conn: Any, write: bool, where: str, cache: SessionCache) -> None:
         super().__init__(conn, False, where)
@@ -118,7 +137,6 @@ class OptimisticTxn(PostgresTxn):
         self._sessions.put(known)
         return known
 
-    @writing
     async def put_session(self, session: Session, *, new: bool) -> None:
         if self._final is not None:
             raise self._giving_up("a second write of a session")
@@ -130,7 +148,6 @@ class OptimisticTxn(PostgresTxn):
         self._mine(session.id)
         self._final = ("update", session)
 
-    @writing
     async def delete_session(self, session_id: str) -> None:
         known = self._mine(session_id)
         if self._writes or self._final is not None:
@@ -164,24 +181,23 @@ class OptimisticTxn(PostgresTxn):
             raise self._giving_up("this order of writes")
         self._writes.append((kind, params))
 
-    @writing
     async def insert_messages(self, session_id: str, messages: Sequence[Message]) -> None:
-        if messages:
+        if len(messages) == 1:
+            self._add_write(session_id, "insert_one", *message_row(messages[0]))
+            self._inserted = tuple(messages)
+        elif messages:
             self._add_write(session_id, "insert", *message_columns(messages))
             self._inserted = tuple(messages)
 
-    @writing
     async def drop_oldest(self, session_id: str, count: int) -> None:
         known = self._mine(session_id)
         if count > known.session.message_count:
             raise self._giving_up("dropping messages just inserted")
         self._add_write(session_id, "drop", count)
 
-    @writing
     async def delete_message(self, session_id: str, seq: int) -> None:
         self._add_write(session_id, "delete", seq)
 
-    @writing
     async def clear_messages(self, session_id: str) -> None:
         self._add_write(session_id, "clear")
 
@@ -272,9 +288,11 @@ class OptimisticTxn(PostgresTxn):
         assert known is not None
         row = session_row(session)
         changed = tuple(
-            i
-            for i, (a, b) in enumerate(zip(known.row, row, strict=True))
-            if a != b or i == _VERSION
+            [
+                i
+                for i, a, b in zip(_POSITIONS, known.row, row, strict=True)
+                if a != b or i == _VERSION
+            ]
         )
         params = [row[i] for i in changed]
         if q.METADATA in changed:
@@ -290,7 +308,7 @@ class OptimisticTxn(PostgresTxn):
         for kind, values in self._writes:
             if newest is None:
                 break
-            if kind == "insert":
+            if kind in ("insert", "insert_one"):
                 newest += self._inserted
             elif kind == "clear":
                 newest = ()

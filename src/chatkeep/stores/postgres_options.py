@@ -29,6 +29,7 @@ class PostgresOptions:
 
     schema: str = "public"
     pool_min: int = 1
+    """Connections opened with the pool; as many stay with the store between operations."""
     pool_max: int = 10
     connect_timeout: float = 10.0
     cache_sessions: int = 1024

@@ -63,6 +63,22 @@ def _insert_messages(first: int) -> str:
     )
 
 
+def _insert_message(first: int) -> str:
+    """``INSERT`` of one message of session ``$1`` from nine values, the first of them
+    parameter ``first``: the columns of :func:`_insert_messages` without the arrays
+    to encode and unnest."""
+    values = ", ".join(
+        f"${first + n}::{kind}"
+        for n, kind in enumerate(("bigint", "text", "text", "text", "smallint", "text", "bigint"))
+    )
+    return (
+        "INSERT INTO messages (session_id, seq, id, role, content, content_kind, user_id, "
+        "created_at, metadata, words) "
+        f"SELECT $1, {values}, ${first + 7}::text, "
+        f"array_to_tsvector(string_to_array(${first + 8}::text, ' '))"
+    )
+
+
 INSERT_MESSAGES = _insert_messages(2)
 _INSERT_WIDTH = 10
 """The parameters of :data:`INSERT_MESSAGES`: the session id and nine columns."""
@@ -117,8 +133,11 @@ READ_KEYED_NEWEST = _KEYED_READ.format("DESC")
 """:data:`READ_OLDEST` and :data:`READ_NEWEST` of session ``$1`` if its row version is
 still ``$5``: no row if it is not; one row of nulls if it is and holds no message."""
 
-MESSAGE_WRITES = {"insert": 9, "drop": 1, "delete": 1, "clear": 0}
-"""The writes of messages :func:`keyed_write` makes, and the parameters each takes."""
+MESSAGE_WRITES = {"insert": 9, "insert_one": 9, "drop": 1, "delete": 1, "clear": 0}
+"""The writes of messages :func:`keyed_write` makes, and the parameters each takes:
+``insert`` takes nine arrays (:func:`~chatkeep.stores.postgres_rows.message_columns`),
+``insert_one`` the nine values of one message
+(:func:`~chatkeep.stores.postgres_rows.message_row`)."""
 _MESSAGE_WRITE = {
     "drop": "DELETE FROM messages WHERE session_id = $1 AND seq IN "
     "(SELECT seq FROM messages WHERE session_id = $1 ORDER BY seq LIMIT ${0})",
@@ -153,8 +172,12 @@ def keyed_write(columns: tuple[int, ...], writes: tuple[str, ...]) -> str:
         "WHERE id = $1 AND xmin = $2::xid RETURNING xmin)"
     ]
     for k, write in enumerate(writes):
-        sql = _insert_messages(n) if write == "insert" else _MESSAGE_WRITE[write].format(n)
-        glue = " WHERE" if write == "insert" else " AND"
+        if write == "insert":
+            sql, glue = _insert_messages(n), " WHERE"
+        elif write == "insert_one":
+            sql, glue = _insert_message(n), " WHERE"
+        else:
+            sql, glue = _MESSAGE_WRITE[write].format(n), " AND"
         parts.append(f"w{k} AS ({sql}{glue} EXISTS (SELECT FROM changed))")
         n += MESSAGE_WRITES[write]
     return f"WITH {', '.join(parts)} SELECT xmin FROM changed"

@@ -61,30 +61,35 @@ def decode_session(r: Sequence[Any]) -> Session:
     return session_from_values(r, r[11] or ())
 
 
-def message_columns(messages: Sequence[Message]) -> list[list[object]]:
-    """The messages as columns: seq, id, role, content, content_kind, user_id,
+def message_row(m: Message) -> tuple[object, ...]:
+    """The message's column values: seq, id, role, content, content_kind, user_id,
     created_at, metadata, words (space-separated lexemes, or ``None``)."""
+    content = m.content
+    if not isinstance(content, str):
+        stored, kind = dumps(content), JSON_VALUE
+    elif "\x00" in content:
+        stored, kind = dumps(content), ESCAPED_TEXT
+    else:
+        stored, kind = content, TEXT
+    lexemes = tokens(content, m.metadata)
+    return (
+        m.seq,
+        m.id,
+        m.role.value,
+        stored,
+        kind,
+        m.user_id,
+        to_micros(m.created_at),
+        dumps(m.metadata),
+        None if lexemes is None else " ".join(lexemes),
+    )
+
+
+def message_columns(messages: Sequence[Message]) -> list[list[object]]:
+    """The messages' :func:`message_row` values as nine columns."""
     columns: list[list[object]] = [[] for _ in range(9)]
     for m in messages:
-        if not isinstance(m.content, str):
-            content, kind = dumps(m.content), JSON_VALUE
-        elif "\x00" in m.content:
-            content, kind = dumps(m.content), ESCAPED_TEXT
-        else:
-            content, kind = m.content, TEXT
-        lexemes = tokens(m.content, m.metadata)
-        row = (
-            m.seq,
-            m.id,
-            m.role.value,
-            content,
-            kind,
-            m.user_id,
-            to_micros(m.created_at),
-            dumps(m.metadata),
-            None if lexemes is None else " ".join(lexemes),
-        )
-        for column, value in zip(columns, row, strict=True):
+        for column, value in zip(columns, message_row(m), strict=True):
             column.append(value)
     return columns
 
