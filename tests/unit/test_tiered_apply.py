@@ -11,7 +11,7 @@ import pytest
 import chatkeep
 from chatkeep import CorruptDataError, FakeClock, Message, NewMessage, Session, Store
 from chatkeep.stores import ops
-from chatkeep.stores.outbox import Change, Verdict, change_of, verdict
+from chatkeep.stores.outbox import Change, Verdict, change_of, coalesce, verdict
 from chatkeep.stores.surface import StoreSurface
 from chatkeep.stores.sync_worker import BACKOFF_BASE, BACKOFF_CAP, backoff
 
@@ -116,6 +116,33 @@ async def test_removals_are_applied(copy: Store, fake_clock: FakeClock) -> None:
     await apply(copy, cleared)
     assert await history(copy, session.id) == []
     assert (await copy.get_session(session.id)).message_count == 0
+
+
+async def test_a_batch_applies_merged_changes_and_falls_back_change_by_change(
+    copy: Store, fake_clock: FakeClock
+) -> None:
+    async with chatkeep.open_store("memory://", clock=fake_clock) as source:
+        session, changes = await source_changes(source, ["a", "b", "c"])
+        expected = await history(source, session.id)
+    assert isinstance(copy, StoreSurface)
+    first, *rest = changes
+    whole = coalesce(changes)
+    assert len(whole) == 1, "one session's successive changes merge into one"
+    batch = [(change, [changes[i] for i in members]) for change, members in whole]
+    assert await copy._call(ops.apply_changes, batch, write=True) == [[Verdict.APPLY] * 4]
+    assert await history(copy, session.id) == expected
+    assert await copy._call(ops.apply_changes, batch, write=True) == [[Verdict.SKIP] * 4]
+    # A copy that holds the first append already holds the merged appends in part: they
+    # are applied one by one.
+    appends = coalesce(rest)
+    assert len(appends) == 1
+    batch = [(change, [rest[i] for i in members]) for change, members in appends]
+    async with chatkeep.open_store("memory://", clock=fake_clock) as partial:
+        assert await apply(partial, first, rest[0]) == [Verdict.APPLY, Verdict.APPLY]
+        assert isinstance(partial, StoreSurface)
+        got = await partial._call(ops.apply_changes, batch, write=True)
+        assert got == [[Verdict.SKIP, Verdict.APPLY, Verdict.APPLY]]
+        assert await history(partial, session.id) == expected
 
 
 def test_the_encoded_form_round_trips(fake_clock: FakeClock) -> None:

@@ -36,7 +36,7 @@ from chatkeep.stores.runner import Placement, Runner, timed
 MAX_BATCH = 256
 """The most operations one transaction carries; more wait for the next."""
 
-LONG = frozenset((ops.bulk_update, ops.cleanup, ops.optimize, ops.search))
+LONG = frozenset((ops.apply_changes, ops.bulk_update, ops.cleanup, ops.optimize, ops.search))
 """Operations whose work grows with the data (many sessions, or a whole file): they
 always run on the store's thread, so that the event loop never waits for them."""
 

@@ -367,6 +367,26 @@ def load_session(ctx: Context, session_id: str) -> Op[tuple[Session, list[Messag
     return session, (yield from call.read_messages(session.id))
 
 
+def apply_changes(
+    ctx: Context, groups: Sequence[tuple[Change, Sequence[Change]]]
+) -> Op[list[list[Verdict]]]:
+    """Apply a batch of outbox changes as one operation: each group is a merged change
+    and the changes it stands for. A merged change the copy holds in part (its verdict
+    is SKIP while it stands for several) is applied change by change instead. Returns,
+    for each group, the verdict of each change it stands for."""
+    out: list[list[Verdict]] = []
+    for merged_change, members in groups:
+        decided = yield from apply_change(ctx, merged_change)
+        if decided is Verdict.SKIP and len(members) > 1:
+            each = []
+            for change in members:
+                each.append((yield from apply_change(ctx, change)))
+            out.append(each)
+        else:
+            out.append([decided] * len(members))
+    return out
+
+
 def apply_change(ctx: Context, change: Change) -> Op[Verdict]:
     """Bring the copy of a session up to date with ``change`` (an outbox entry), if
     :func:`~chatkeep.stores.outbox.verdict` says it applies; returns the verdict."""

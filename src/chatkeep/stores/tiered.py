@@ -261,19 +261,20 @@ class TieredStore(StoreSurface):
         return list(dict.fromkeys([*hot_ids, *only]))
 
     async def _apply(self, changes: Sequence[Change]) -> list[Verdict]:
-        """Apply a batch in one durable transaction, each session's successive changes
-        merged into one; a merged change the durable copy has in part (a batch delivered
-        again) is applied change by change instead."""
+        """Apply a batch as one durable operation (one transaction, and for a local
+        durable store one trip to its thread), each session's successive changes merged
+        into one; a merged change the durable copy has in part (a batch delivered again)
+        is applied change by change instead."""
+        groups = coalesce(changes)
+        decided = await self.durable._call(
+            ops.apply_changes,
+            [(change, [changes[i] for i in members]) for change, members in groups],
+            write=True,
+        )
         verdicts = [Verdict.WAIT] * len(changes)
-        async with self.durable.transaction() as tx:
-            for change, members in coalesce(changes):
-                decided = await tx._call(ops.apply_change, change, write=True)
-                if decided is Verdict.SKIP and len(members) > 1:
-                    for i in members:
-                        verdicts[i] = await tx._call(ops.apply_change, changes[i], write=True)
-                else:
-                    for i in members:
-                        verdicts[i] = decided
+        for (_, members), each in zip(groups, decided, strict=True):
+            for i, verdict in zip(members, each, strict=True):
+                verdicts[i] = verdict
         return verdicts
 
     # -- the rest of the surface ----------------------------------------------------
