@@ -535,12 +535,20 @@ def test_a_second_opener_of_the_directory_is_refused(backend: FileBackend, root:
     [
         ({"fsync": "sometimes"}, "fsync: must be on or off"),
         ({"cache": "1"}, "cache: is not an option"),
+        ({"writer": "elsewhere"}, "writer: 'elsewhere' is not one of: thread, loop, auto"),
     ],
 )
 def test_bad_options_are_refused(root: Path, options: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         FileBackend.open(str(root), options)
     assert not root.exists()
+
+
+@pytest.mark.parametrize(("options", "writer"), [({}, "auto"), ({"writer": "THREAD"}, "thread")])
+def test_the_writer_option(root: Path, options: dict[str, str], writer: str) -> None:
+    backend = FileBackend.open(str(root), options)
+    assert backend.writer == writer
+    backend.close()
 
 
 def test_fsync_off_still_writes_the_logs(root: Path) -> None:

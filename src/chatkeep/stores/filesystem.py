@@ -21,6 +21,7 @@ from chatkeep.stores.filesystem_dir import LogDirectory
 from chatkeep.stores.filesystem_journal import FileAction
 from chatkeep.stores.filesystem_log import Op, messages_op, session_op, snapshot_lines
 from chatkeep.stores.memory import MemoryBackend
+from chatkeep.stores.runner import Writer, writer_option
 
 _SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
@@ -38,9 +39,13 @@ class FileBackend(Backend):
     def open(cls, path: str, options: Mapping[str, str]) -> FileBackend:
         """Open (creating it if needed) the store directory ``path``; one opener at a time.
 
-        Option ``fsync`` (``on``/``off``, default on): sync every commit to disk.
+        Options: ``fsync`` (``on``/``off``, default on): sync every commit to disk;
+        ``writer`` (``auto``/``thread``/``loop``, default auto): where operations run, as
+        for SQLite (:class:`~chatkeep.stores.runner.Placement`).
         """
-        backend = cls(LogDirectory.open(path, _sync_option(options)))
+        sync, writer = _options(options)
+        backend = cls(LogDirectory.open(path, sync))
+        backend.writer = writer
         try:
             backend._logs.load(backend._memory)
         except BaseException:
@@ -188,11 +193,14 @@ class FileBackend(Backend):
         return issues + disk_issues, details
 
 
-def _sync_option(options: Mapping[str, str]) -> bool:
+def _options(options: Mapping[str, str]) -> tuple[bool, Writer]:
+    """``fsync`` (whether commits are synced to disk) and ``writer``."""
     for key in options:
-        if key != "fsync":
-            raise ConfigurationError(key, "is not an option of the file store (known: fsync)")
+        if key not in ("fsync", "writer"):
+            raise ConfigurationError(
+                key, "is not an option of the file store (known: fsync, writer)"
+            )
     value = options.get("fsync", "on")
     if value.lower() not in _SWITCH:
         raise ConfigurationError("fsync", f"must be on or off, got {value!r}")
-    return _SWITCH[value.lower()]
+    return _SWITCH[value.lower()], writer_option(options)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Protocol, TypeVar
+
+from chatkeep.errors import ConfigurationError
 
 T = TypeVar("T")
 
@@ -51,6 +53,16 @@ class ThreadRunner:
 
 Writer = Literal["thread", "loop", "auto"]
 WRITERS: tuple[Writer, ...] = ("thread", "loop", "auto")
+
+
+def writer_option(options: Mapping[str, str]) -> Writer:
+    """The ``writer`` option of a local store's URL (default ``auto``)."""
+    text = options.get("writer", "auto")
+    for writer in WRITERS:
+        if writer == text.lower():
+            return writer
+    raise ConfigurationError("writer", f"{text!r} is not one of: {', '.join(WRITERS)}")
+
 
 QUICK_BATCH = 0.001
 """With ``writer="auto"``, batches run on the event loop while they take less than this

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from chatkeep.errors import ConfigurationError, StoreUnavailableError
 from chatkeep.stores import sqlite_query as q
-from chatkeep.stores.runner import WRITERS, Writer
+from chatkeep.stores.runner import Writer, writer_option
 from chatkeep.stores.sql import load
 
 SCHEMA_VERSION = 2
@@ -42,17 +42,12 @@ class SqliteOptions:
             raise ConfigurationError(
                 "synchronous", f"{options['synchronous']!r} is not one of: full, normal"
             )
-        writer = next((w for w in WRITERS if w == options.get("writer", "auto").lower()), None)
-        if writer is None:
-            raise ConfigurationError(
-                "writer", f"{options['writer']!r} is not one of: {', '.join(WRITERS)}"
-            )
         return cls(
             synchronous,
             _count(options, "busy_timeout", 5000, "a number of milliseconds"),
             _count(options, "cache_sessions", 1024, "a number of sessions"),
             _count(options, "cache_messages", 100, "a number of messages"),
-            writer,
+            writer_option(options),
         )
 
 
