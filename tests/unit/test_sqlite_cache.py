@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,51 @@ async def test_an_entry_serves_only_what_it_holds(tmp_path: Path) -> None:
     assert texts(whole.last(9) or []) == ["0", "1", "2", "3", "4"]
     assert newest(stored, 2) == tuple(stored[-2:])
     assert newest(stored[:1], 3) == (stored[0],)
+
+
+async def test_the_writer_trusts_its_entries_only_while_no_other_connection_commits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "w.db"
+    async with chatkeep.open_store(f"sqlite:///{path}") as store:
+        await store.create_session(id="s")
+        await store.append_messages("s", [user("one")])
+        await store.append_messages("s", [user("two")])  # the writer's own entry, trusted
+
+        with sqlite3.connect(path) as other:  # another connection changes the session
+            other.execute(
+                'UPDATE sessions SET metadata = \'{"by":"other"}\', version = version + 1 '
+                "WHERE id = 's'"
+            )
+        await store.append_messages("s", [user("three")])
+        assert (await store.get_session("s")).metadata == {"by": "other"}
+
+        with sqlite3.connect(path) as other:  # and its messages
+            other.execute("DELETE FROM messages WHERE session_id = 's' AND seq = 3")
+            other.execute(
+                "UPDATE sessions SET message_count = 2, last_seq = 5, version = version + 1 "
+                "WHERE id = 's'"
+            )
+        appended = await store.append_messages("s", [user("four")])
+        assert [m.seq for m in appended] == [6]
+        assert texts(await store.get_messages("s", last=5)) == ["one", "two", "four"]
+        session = await store.get_session("s")
+        assert (session.message_count, session.last_seq) == (3, 6)
+
+        with sqlite3.connect(path) as other:
+            other.execute("DELETE FROM sessions WHERE id = 's'")
+        with pytest.raises(chatkeep.SessionNotFoundError):
+            await store.append_messages("s", [user("five")])
+
+
+async def test_appends_to_one_session_in_one_transaction_build_on_each_other(
+    tmp_path: Path,
+) -> None:
+    async with chatkeep.open_store(f"sqlite:///{tmp_path / 't.db'}") as store:
+        await store.create_session(id="s")
+        await store.append_messages("s", [user("one")])
+        async with store.transaction() as tx:
+            await tx.append_messages("s", [user("two")])
+            await tx.append_messages("s", [user("three")])
+        assert texts(await store.get_messages("s", last=5)) == ["one", "two", "three"]
+        assert (await store.get_session("s")).last_seq == 3

@@ -39,6 +39,7 @@ from chatkeep.stores.sqlite_rows import (
     match_expression,
     message_row,
     session_row,
+    session_row_after,
 )
 from chatkeep.stores.sqlite_setup import SqliteOptions, connect, prepare
 
@@ -56,6 +57,7 @@ class _Seen:
 
     pk: int
     row: tuple[object, ...]
+    session: Session
 
 
 def _guarded(
@@ -97,6 +99,9 @@ class SqliteBackend(Backend):
         self.writer = options.writer
         self._seen: dict[str, _Seen] = {}
         self._index = None if read_only else MessageIndex(conn)
+        self._alone_since: int | None = None
+        """``PRAGMA data_version`` when this (writing) connection last began an epoch of
+        the record cache: while it stays the same, no other connection has committed."""
         self._probes: list[object] = []
         self._closed = False
         conn.create_function("chatkeep_equal", 3, functools.partial(q.metadata_equal, self._probes))
@@ -159,7 +164,11 @@ class SqliteBackend(Backend):
         if self._conn.in_transaction:
             if self._index is not None and self._index.due():
                 self._index.catch_up()
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._alone_since = None  # whether it committed or not, trust no entry
+                raise
         if self._index is not None:
             self._index.committed()
         self._records.committed()
@@ -191,18 +200,22 @@ class SqliteBackend(Backend):
     # -- sessions -----------------------------------------------------------
     def _session(self, row: Sequence[Any]) -> Session:
         """Decode a row of ``pk`` + :data:`sqlite_query.SESSION_COLUMNS`, noting what it held."""
-        self._seen[row[1]] = _Seen(row[0], tuple(row[1:]))
-        return decode_session(row[1:])
+        session = decode_session(row[1:])
+        self._seen[row[1]] = _Seen(row[0], tuple(row[1:]), session)
+        return session
 
     @_guarded
     def get_session(self, session_id: str) -> Session | None:
         cached = self._records.cached(session_id)
         if cached is not None:
+            if self._records.current(cached) and self._alone():
+                self._seen[session_id] = _Seen(cached.pk, cached.row, cached.session)
+                return self._records.confirmed(cached)
             key = self._conn.execute(q.SESSION_KEY, (session_id,)).fetchone()
             if key is None:
                 return None
             if key == cached.key:
-                self._seen[session_id] = _Seen(cached.pk, cached.row)
+                self._seen[session_id] = _Seen(cached.pk, cached.row, cached.session)
                 return self._records.confirmed(cached)
         row = self._conn.execute(q.GET_SESSION, (session_id,)).fetchone()
         if row is None:
@@ -211,10 +224,27 @@ class SqliteBackend(Backend):
         self._records.decoded(row[0], tuple(row[1:]), session)
         return session
 
+    def _alone(self) -> bool:
+        """Whether no other connection has committed since the record cache's epoch
+        began; if one has, a new epoch begins (no entry published before is trusted).
+
+        Only inside a write transaction, where the write lock keeps others out."""
+        if self._index is None or not self._conn.in_transaction:
+            return False
+        version = self._index.version()
+        if version == self._alone_since:
+            return True
+        self._records.cache.epoch += 1
+        self._alone_since = version
+        return False
+
     @_guarded
     def put_session(self, session: Session, *, new: bool) -> None:
-        row = session_row(session)
         seen = None if new else self._seen.get(session.id)
+        if seen is not None:
+            row, candidates = session_row_after(seen.session, seen.row, session)
+        else:
+            row = session_row(session)
         if new:
             pk = self._insert_session(row)
             changed: Container[int] = range(len(row))
@@ -226,14 +256,13 @@ class SqliteBackend(Backend):
             changed = range(len(row))
         else:
             pk = seen.pk
-            changed = [
-                i for i, (was, now) in enumerate(zip(seen.row, row, strict=True)) if was != now
-            ]
+            before = seen.row
+            changed = [i for i in candidates if before[i] != row[i]]
             if changed:
                 self._conn.execute(
                     q.update_columns(tuple(changed)), (*(row[i] for i in changed), pk)
                 )
-        self._seen[session.id] = _Seen(pk, row)
+        self._seen[session.id] = _Seen(pk, row, session)
         self._records.wrote(pk, row, session)
         if q.METADATA in changed:
             self._index_session(pk, session, replace=not new)
@@ -408,6 +437,8 @@ class SqliteBackend(Backend):
         finally:
             if reopen:
                 self._conn.execute("BEGIN IMMEDIATE")
+                if self._index is not None:
+                    self._index.forget_version()
         return [
             "merged the full-text search indexes",
             "analysed tables and indexes (ANALYZE)",

@@ -31,6 +31,9 @@ class Entry:
     newest: tuple[Message, ...] = ()
     """The session's newest messages in seq order (all of them if there are
     ``session.message_count``)."""
+    epoch: int = -1
+    """The cache's :attr:`RecordCache.epoch` when the writing connection published this
+    entry after its commit; -1 for an entry a reader published."""
 
     def last(self, limit: int | None) -> list[Message] | None:
         """The newest ``limit`` messages (all if ``None``), if this entry holds them."""
@@ -50,6 +53,10 @@ class RecordCache:
         self.depth = messages
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self.epoch = 0
+        """Entries the writing connection published in this epoch hold the session as
+        it is in the file, unless another connection has committed since; the writer
+        starts a new epoch when it finds that one has (see :meth:`Tracker.current`)."""
 
     def get(self, session_id: str) -> Entry | None:
         return self._entries.get(session_id)
@@ -65,15 +72,21 @@ class RecordCache:
         sid = entry.session.id
         if len(entry.newest) > self.depth:
             entry = Entry(
-                entry.key, entry.pk, entry.row, entry.session, entry.newest[-self.depth :]
+                entry.key,
+                entry.pk,
+                entry.row,
+                entry.session,
+                entry.newest[-self.depth :],
+                entry.epoch,
             )
+        entries = self._entries
         with self._lock:
-            if conditional and self._entries.get(sid) is not expected:
+            if conditional and entries.get(sid) is not expected:
                 return None
-            self._entries[sid] = entry
-            self._entries.move_to_end(sid)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            entries[sid] = entry
+            entries.move_to_end(sid)
+            while len(entries) > self.capacity:
+                entries.popitem(last=False)
         return entry
 
     def drop(self, session_id: str) -> None:
@@ -105,7 +118,7 @@ class Tracker:
         self._observed: dict[str, Entry | None] = {}
         self._valid: dict[str, Entry] = {}
         self._known: dict[str, list[Message]] = {}
-        self._written: dict[str, Entry] = {}
+        self._written: dict[str, tuple[int, tuple[object, ...], Session]] = {}
         self._deleted: set[str] = set()
 
     def begin(self, writing: bool) -> None:
@@ -118,6 +131,20 @@ class Tracker:
                 part.clear()
 
     # -- reads ----------------------------------------------------------------
+    def current(self, entry: Entry) -> bool:
+        """Whether ``entry`` holds its session as this write transaction sees it,
+        without reading the session's key: the writer published it in the cache's
+        current epoch, and this transaction has not changed the session. The caller
+        first makes sure that no other connection has committed since the epoch began."""
+        sid = entry.session.id
+        return (
+            self._writing
+            and entry.epoch == self.cache.epoch
+            and sid not in self._written
+            and sid not in self._known
+            and sid not in self._deleted
+        )
+
     def cached(self, session_id: str) -> Entry | None:
         entry = self.cache.get(session_id)
         self._observed[session_id] = entry
@@ -183,17 +210,25 @@ class Tracker:
         self._known[session_id] = []
 
     def wrote(self, pk: int, row: tuple[object, ...], session: Session) -> None:
-        self._written[session.id] = Entry(change_key(pk, row), pk, row, session)
+        self._written[session.id] = (pk, row, session)
 
     def committed(self) -> None:
         """Publish what the transaction wrote; call only after ``COMMIT`` succeeded."""
         if not self._writing:
             self.reset()
             return
-        for sid in self._deleted - self._written.keys():
-            self.cache.drop(sid)
-        for sid, entry in self._written.items():
-            known = self._working(sid)
-            kept = newest(known, entry.session.message_count)
-            self.cache.publish(Entry(entry.key, entry.pk, entry.row, entry.session, kept))
+        written = self._written
+        if self._deleted:
+            for sid in self._deleted - written.keys():
+                self.cache.drop(sid)
+        publish = self.cache.publish
+        epoch = self.cache.epoch
+        for sid, (pk, row, session) in written.items():
+            known = self._known.get(sid)
+            if known is None:
+                entry = self._valid.get(sid)
+                kept = newest(entry.newest, session.message_count) if entry else ()
+            else:
+                kept = newest(known, session.message_count)
+            publish(Entry(change_key(pk, row), pk, row, session, kept, epoch))
         self.reset()

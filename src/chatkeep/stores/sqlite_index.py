@@ -54,6 +54,7 @@ class MessageIndex:
         """``PRAGMA data_version`` and the last doc number after this connection's last
         commit: while no other connection commits, the version stays the same."""
         self._version = 0
+        self._version_read = False
         self.queued: int = conn.execute(COUNT_QUEUED).fetchone()[0]
         """Queued messages, as far as this connection knows (others may queue more)."""
         self._queued_before = self.queued
@@ -61,6 +62,19 @@ class MessageIndex:
     def begin(self) -> None:
         self._last_doc = None
         self._queued_before = self.queued
+        self._version_read = False
+
+    def version(self) -> int:
+        """``PRAGMA data_version``, read once per write transaction: it changes when
+        another connection commits, and the write lock keeps them out meanwhile."""
+        if not self._version_read:
+            self._version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            self._version_read = True
+        return self._version
+
+    def forget_version(self) -> None:
+        """The transaction was committed and begun again (others may have committed)."""
+        self._version_read = False
 
     def committed(self) -> None:
         if self._last_doc is not None:
@@ -77,9 +91,8 @@ class MessageIndex:
         if last is None:
             # Once per transaction (the write lock keeps other writers out meanwhile), and
             # only if another connection has committed since this one did.
-            self._version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
             known = self._committed
-            if known is not None and known[0] == self._version:
+            if known is not None and known[0] == self.version():
                 last = known[1]
             else:
                 last = int(self._conn.execute(LAST_DOC).fetchone()[0])
@@ -124,9 +137,9 @@ def _documents(rows: Sequence[Sequence[Any]]) -> list[tuple[int, str, str, int]]
     documents = []
     for doc, session_id, seq, content, is_json, metadata in rows:
         try:
-            text = index_text(
-                json.loads(content) if is_json else content,
-                {} if metadata == "{}" else json.loads(metadata),
+            value = json.loads(content) if is_json else content
+            text = (
+                index_text(value) if metadata == "{}" else index_text(value, json.loads(metadata))
             )
         except ValueError as exc:
             logger.warning(

@@ -10,8 +10,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from chatkeep.core.codec import dumps, from_micros, to_micros
-from chatkeep.core.frozen import EMPTY, freeze, freeze_object
+from chatkeep.core.codec import dumps, from_micros, opt_micros, to_micros
+from chatkeep.core.frozen import EMPTY, FrozenDict, freeze, freeze_object
 from chatkeep.core.models import JSON, Message, Role, Session
 from chatkeep.errors import CorruptDataError
 from chatkeep.stores.rows import index_words, session_from_values, session_values, token
@@ -21,7 +21,13 @@ _ROLES = {role.value: role for role in Role}
 
 def index_text(*values: Any) -> str:
     """The search text of JSON values: the tokens of all their words, sorted, space-separated."""
-    return " ".join(sorted(token(w) for w in index_words(*values)))
+    found = index_words(*values)
+    text = " ".join(sorted(found))
+    # Most words are their own token (``[0-9a-z]+``): then so is the whole text.
+    simple = text.isascii() and text.replace(" ", "").isalnum() and text.lower() == text
+    if simple and "" not in found:
+        return text
+    return " ".join(sorted(token(w) for w in found))
 
 
 def match_expression(terms: Sequence[str]) -> str:
@@ -34,6 +40,49 @@ def session_row(s: Session) -> tuple[object, ...]:
     """The values of :data:`sqlite_query.SESSION_COLUMNS` (tags as JSON text)."""
     values = session_values(s)
     return (*values[:11], dumps(list[JSON](sorted(s.tags))), *values[12:])
+
+
+_ALL_COLUMNS = range(18)
+RENEWED = (5, 6, 7, 12, 13, 14)
+"""The columns a write that keeps a session's settings changes: ``updated_at``,
+``last_activity_at``, ``expires_at``, ``version``, ``message_count``, ``last_seq``."""
+
+
+def session_row_after(
+    before: Session, row: tuple[object, ...], s: Session
+) -> tuple[tuple[object, ...], Sequence[int]]:
+    """:func:`session_row` of ``s``, given ``row``, the row of ``before``, and the
+    columns where the two rows may differ.
+
+    When ``s`` holds the very objects of ``before`` in every other field (as a session
+    renewed by an append does), only the :data:`RENEWED` columns are encoded again; the
+    others are taken from ``row``. Metadata is reused only when it is read-only.
+    """
+    if (
+        s.metadata is before.metadata
+        and type(s.metadata) is FrozenDict
+        and s.tags is before.tags
+        and s.lock is before.lock
+        and s.id is before.id
+        and s.owner is before.owner
+        and s.device_id is before.device_id
+        and s.persistence is before.persistence
+        and s.created_at is before.created_at
+        and s.ttl is before.ttl
+        and s.max_messages is before.max_messages
+    ):
+        return (
+            *row[:5],
+            to_micros(s.updated_at),
+            to_micros(s.last_activity_at),
+            opt_micros(s.expires_at),
+            *row[8:12],
+            s.version,
+            s.message_count,
+            s.last_seq,
+            *row[15:],
+        ), RENEWED
+    return session_row(s), _ALL_COLUMNS
 
 
 def decode_session(r: Sequence[Any]) -> Session:
