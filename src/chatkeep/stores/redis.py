@@ -16,7 +16,8 @@ Costs, in round trips: a single operation on one session runs first without a
 transaction (:mod:`chatkeep.stores.redis_optimistic`): its session comes from a cache of
 records checked byte for byte by the server, its writes go out as one Lua script that
 checks the record first. Reading the last messages is one round trip (the record's
-``GET``, alone when the cache holds those messages, else with the messages); an append
+``GET`` with the messages; those the cache holds by their bytes are not decoded again,
+while the messages themselves are always read, so damaged ones are found); an append
 is one (the script), one more when it drops old messages out of the window or carries
 idempotency keys, and one more when the session is not in the cache. When the check
 fails the operation runs again in a transaction: reading messages is then two round

@@ -40,6 +40,7 @@ class Keys:
         self.waiting = f"{prefix}:outbox:waiting"
         self.dead = f"{prefix}:outbox:dead"
         self._by = {field: f"{prefix}:by:{field.value}" for field in FIELDS}
+        self._owned = {field: f"{prefix}:o:{field.value}:" for field in FIELDS}
 
     def session(self, session_id: str) -> str:
         return f"{self.prefix}:s:{session_id}"
@@ -61,7 +62,7 @@ class Keys:
         return self._by[field]
 
     def owned(self, field: SortField, owner: str) -> str:
-        return f"{self.prefix}:o:{field.value}:{owner}"
+        return self._owned[field] + owner
 
     def listing(self, field: SortField, owner: str | None) -> str:
         """The sorted set to walk for a listing by ``field``, of one owner or of all."""

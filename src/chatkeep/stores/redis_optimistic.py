@@ -4,8 +4,8 @@ its writes sent as one script that checks the session's record first.
 The session comes from the store's :class:`~chatkeep.stores.record_cache.SessionCache`
 when it holds it (no round trip), kept with the exact bytes of its record; else from
 the server with one ``GET``. A read of messages sends the record's ``GET`` in the same
-round trip and compares it with the bytes the operation went on; a read of the newest
-messages that the cache holds sends that ``GET`` alone. The writes wait until the
+round trip and compares it with the bytes the operation went on; messages whose bytes
+the cache holds are not decoded again. The writes wait until the
 operation ends, then go out as one ``EVALSHA`` of ``lua/apply_session.lua``: the same
 commands a transaction's ``MULTI``/``EXEC`` would send (:func:`session_writes`, and the
 outbox entry with write-behind), run only if the record still holds those bytes and no

@@ -66,12 +66,13 @@ def session_writes(
     owner = current.owner
     moved = old_owner != owner
     for field, name in _FIELD_NAMES:
-        value = to_micros(getattr(current, name))
+        when = getattr(current, name)
         if moved:
             if old_owner is not None:
                 out.append(("ZREM", keys.owned(field, old_owner), session_id))
-        elif stored is not None and to_micros(getattr(stored, name)) == value:
-            continue
+        elif stored is not None and getattr(stored, name) == when:
+            continue  # (aware times: equal exactly when their scores are)
+        value = to_micros(when)
         out.append(("ZADD", keys.by(field), value, session_id))
         if owner is not None:
             out.append(("ZADD", keys.owned(field, owner), value, session_id))
