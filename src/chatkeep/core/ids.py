@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+import time
 import uuid
-
-from ulid import ULID
 
 from chatkeep.errors import InvalidInputError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""The ULID alphabet (Crockford's base 32: no I, L, O or U)."""
+_PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
+"""Every 10-bit value as its two characters."""
+_SHIFTS = tuple(range(120, -1, -10))
+_lock = threading.Lock()
+_last = 0
+
+
 def new_id() -> str:
-    """A new ULID: unique, and sortable by creation time."""
-    return str(ULID())
+    """A new ULID (https://github.com/ulid/spec): 48 bits of Unix time in milliseconds
+    and 80 random bits, as 26 characters that sort as the times do.
+
+    Ids made in the same millisecond (or after the clock went back) take the last one
+    plus 1, as the spec's monotonic generator does, so that one process's ids always
+    sort in the order they were made. Written here rather than taken from a ULID
+    package: it runs on every message appended, and this takes under half the time.
+    """
+    global _last
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
+    with _lock:
+        if value <= _last:
+            value = _last + 1
+        _last = value
+    pairs = _PAIRS
+    return "".join([pairs[value >> shift & 1023] for shift in _SHIFTS])
 
 
 def check_id(value: object, field: str) -> str:
