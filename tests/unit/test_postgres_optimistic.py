@@ -139,7 +139,9 @@ async def test_a_change_between_the_read_and_the_write_runs_the_append_again(
     written = await append(one, s.id, "a1")
     assert interrupted == [1]
     assert written.seq == 3
-    assert await sent.take() == ["WITH changed", "BEGIN;", "SELECT s.id,", "WITH added", "COMMIT;"]
+    assert await sent.take() == [
+        "WITH changed", "BEGIN;", "SELECT s.id,", "WITH changed", "COMMIT;"
+    ]  # fmt: skip
     assert says(await other.get_messages(s.id)) == [(1, "a0"), (2, "b1"), (3, "a1")]
     assert (await other.get_session(s.id)).message_count == 3
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import compress
+from operator import ne
 from typing import Any
 
 from chatkeep.core.models import Message, Session
@@ -78,6 +80,8 @@ class OptimisticTxn(PostgresTxn):
         """Whether a statement has found ``_known`` still current."""
         self._writes: list[tuple[str, tuple[object, ...]]] = []
         """Writes of messages of ``_known``'s session: (kind, parameters)."""
+        self._kinds: tuple[str, ...] = ()
+        """The kinds of ``_writes``."""
         self._inserted: tuple[Message, ...] = ()
         self._final: tuple[str, Session] | None = None
         """The write of the session row: ("update" | "insert" | "delete", session)."""
@@ -100,6 +104,9 @@ class OptimisticTxn(PostgresTxn):
         return NeedsTransaction(f"PostgreSQL {self.where}: {what} needs a transaction")
 
     async def before_read(self) -> None:
+        self._check_read()
+
+    def _check_read(self) -> None:
         if self._writes or self._final is not None:
             raise self._giving_up("a read after a write")
 
@@ -110,8 +117,10 @@ class OptimisticTxn(PostgresTxn):
         return known
 
     # -- sessions -----------------------------------------------------------
-    @reading
     async def get_session(self, session_id: str) -> Session | None:
+        """A session the operation read before or the cache holds costs no statement,
+        nor the coroutine of the decorator that translates driver errors."""
+        self._check_read()
         known = self._known
         if known is not None and known.session.id == session_id:
             return known.session
@@ -121,13 +130,18 @@ class OptimisticTxn(PostgresTxn):
             raise self._giving_up("a second session")
         known = self._sessions.get(session_id)
         if known is None:
-            row = await self._conn.fetchrow(q.GET_KEYED_SESSION, session_id)
-            if row is None:
-                self._absent = session_id
-                return None
-            known = self._remember(row[q.SESSION_WIDTH], row)
-            self._checked = True
+            return await self._fetch_session(session_id)
         self._known = known
+        return known.session
+
+    @writing  # the checks of a read are made
+    async def _fetch_session(self, session_id: str) -> Session | None:
+        row = await self._conn.fetchrow(q.GET_KEYED_SESSION, session_id)
+        if row is None:
+            self._absent = session_id
+            return None
+        known = self._known = self._remember(row[q.SESSION_WIDTH], row)
+        self._checked = True
         return known.session
 
     def _remember(self, version: int, row: Sequence[Any]) -> Known:
@@ -176,10 +190,11 @@ class OptimisticTxn(PostgresTxn):
     # -- messages -----------------------------------------------------------
     def _add_write(self, session_id: str, kind: str, *params: object) -> None:
         self._mine(session_id)
-        kinds = (*(k for k, _ in self._writes), kind)
+        kinds = (*self._kinds, kind)
         if self._final is not None or kinds not in _FOLDABLE:
             raise self._giving_up("this order of writes")
         self._writes.append((kind, params))
+        self._kinds = kinds
 
     async def insert_messages(self, session_id: str, messages: Sequence[Message]) -> None:
         if len(messages) == 1:
@@ -278,8 +293,7 @@ class OptimisticTxn(PostgresTxn):
 
     async def _delete(self, session: Session) -> None:
         assert self._known is not None
-        status = await self._conn.execute(q.DELETE_KEYED_SESSION, session.id, self._known.version)
-        if status.endswith(" 0"):
+        if not await self._conn.fetchval(q.DELETE_KEYED_SESSION, session.id, self._known.version):
             raise self._stale()
         self._sessions.drop(session.id)
 
@@ -287,19 +301,15 @@ class OptimisticTxn(PostgresTxn):
         known = self._known
         assert known is not None
         row = session_row(session)
-        changed = tuple(
-            [
-                i
-                for i, a, b in zip(_POSITIONS, known.row, row, strict=True)
-                if a != b or i == _VERSION
-            ]
-        )
+        changed = tuple(compress(_POSITIONS, map(ne, known.row, row)))
+        if _VERSION not in changed:  # the statement always writes the row
+            changed = tuple(sorted((*changed, _VERSION)))
         params = [row[i] for i in changed]
         if q.METADATA in changed:
             params.append(tokens(session.metadata))
         for _, values in self._writes:
             params.extend(values)
-        sql = q.keyed_write(changed, tuple(kind for kind, _ in self._writes))
+        sql = q.keyed_write(changed, self._kinds)
         version = await self._conn.fetchval(sql, session.id, known.version, *params)
         if version is None:
             raise self._stale()

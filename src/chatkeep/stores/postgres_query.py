@@ -82,6 +82,7 @@ def _insert_message(first: int) -> str:
 INSERT_MESSAGES = _insert_messages(2)
 _INSERT_WIDTH = 10
 """The parameters of :data:`INSERT_MESSAGES`: the session id and nine columns."""
+_IF_CHANGED = "WHERE EXISTS (SELECT FROM changed)"
 
 
 @functools.lru_cache(maxsize=128)
@@ -90,20 +91,30 @@ def update_columns(columns: tuple[int, ...], with_messages: bool = False) -> str
     ``$1``; when the metadata is among them, its words follow as the last parameter.
 
     ``with_messages``: the same statement also runs :data:`INSERT_MESSAGES`, whose
-    parameters come first (one round trip for an append)."""
+    parameters come first (one round trip for an append), if the update finds the row
+    (with no columns, it writes the row unchanged). Its status then counts the messages
+    inserted: none means no session. No message is ever inserted but by a statement
+    that writes its session row (see :data:`DELETE_KEYED_SESSION`)."""
     first = _INSERT_WIDTH + 1 if with_messages else 2
-    if not columns:
-        if not with_messages:
-            raise ValueError("expected columns to update, got none")
-        return INSERT_MESSAGES
+    if not columns and not with_messages:
+        raise ValueError("expected columns to update, got none")
     sets = [f"{SESSION_COLUMNS[i]} = ${first + n}" for n, i in enumerate(columns)]
     if METADATA in columns:
         sets.append(f"words = {_LEXEMES.format(first + len(columns))}")
-    update = f"UPDATE sessions SET {', '.join(sets)} WHERE id = $1"
-    return f"WITH added AS ({INSERT_MESSAGES}) {update}" if with_messages else update
+    update = f"UPDATE sessions SET {', '.join(sets or ['version = version'])} WHERE id = $1"
+    if not with_messages:
+        return update
+    return f"WITH changed AS ({update} RETURNING 1) {INSERT_MESSAGES} {_IF_CHANGED}"
 
 
-DELETE_SESSION = "DELETE FROM sessions WHERE id = $1"
+LOCK_SESSION_ROW = "SELECT FROM sessions WHERE id = $1 FOR UPDATE"
+DELETE_SESSION = (
+    "WITH gone AS (DELETE FROM sessions WHERE id = $1) DELETE FROM messages WHERE session_id = $1"
+)
+"""Delete session ``$1`` and its messages; run only while the transaction holds the row
+lock (:data:`LOCK_SESSION_ROW`), so that the messages it sees are all there are: a
+message is inserted only by a statement that writes the session row, which waits for
+the lock and then finds no row."""
 EXPIRED_IDS = "SELECT id FROM sessions WHERE expires_at <= $1 ORDER BY expires_at, id"
 
 FIND_MESSAGES = f"SELECT {_M} FROM messages WHERE session_id = $1 AND id = ANY($2::text[])"
@@ -123,7 +134,18 @@ GET_KEYED_SESSION = f"SELECT {_S}, s.xmin FROM sessions AS s WHERE s.id = $1"
 SESSION_VERSION = "SELECT xmin FROM sessions WHERE id = $1"
 INSERT_KEYED_SESSION = f"{INSERT_SESSION} RETURNING xmin"
 """The new row's version; no row if the id is taken."""
-DELETE_KEYED_SESSION = "DELETE FROM sessions WHERE id = $1 AND xmin = $2::xid"
+DELETE_KEYED_SESSION = (
+    "WITH gone AS (DELETE FROM sessions WHERE id = $1 AND xmin = $2::xid RETURNING 1), "
+    "cleared AS (DELETE FROM messages WHERE session_id = $1 AND EXISTS (SELECT FROM gone)) "
+    "SELECT count(*) FROM gone"
+)
+"""Delete session ``$1`` and its messages if its row version is still ``$2``; 1 if it
+did, else 0 (and nothing changed). Without a lock and in one snapshot, yet no message
+survives its session: a message is inserted only by a statement that writes its
+session row in the same transaction. One that committed before the snapshot is seen
+and deleted; one that commits after it made a new row version, so the delete, which
+then rechecks the newest version, finds ``xmin`` changed and deletes nothing; one that
+runs after the delete finds no row to write and inserts nothing."""
 _KEYED_READ = (
     f"SELECT {_MM} FROM sessions AS s LEFT JOIN LATERAL ({_READ} {{0}} LIMIT $4) AS m ON TRUE "
     "WHERE s.id = $1 AND s.xmin = $5::xid ORDER BY m.seq {0}"

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from chatkeep.core.codec import dumps, from_micros, to_micros
 from chatkeep.core.frozen import EMPTY, freeze, freeze_object
 from chatkeep.core.models import JSON, Message, Role, Session
+from chatkeep.core.query import words
 from chatkeep.errors import CorruptDataError
 from chatkeep.stores.rows import index_words, session_from_values, session_values
 from chatkeep.stores.rows import token as plain_token
@@ -24,6 +26,8 @@ from chatkeep.stores.rows import token as plain_token
 _ROLES = {role.value: role for role in Role}
 _LONG = 512
 _HASHED = "\u01c1"
+_PLAIN_WORDS = re.compile(rf"[0-9a-z]{{1,{_LONG}}}(?: [0-9a-z]{{1,{_LONG}}})*")
+"""Space-separated words that are each their own lexeme (see :func:`token`)."""
 
 TEXT, JSON_VALUE, ESCAPED_TEXT = 0, 1, 2
 """``messages.content_kind``: plain text, a JSON object or array, or text holding U+0000
@@ -71,7 +75,6 @@ def message_row(m: Message) -> tuple[object, ...]:
         stored, kind = dumps(content), ESCAPED_TEXT
     else:
         stored, kind = content, TEXT
-    lexemes = tokens(content, m.metadata)
     return (
         m.seq,
         m.id,
@@ -81,8 +84,21 @@ def message_row(m: Message) -> tuple[object, ...]:
         m.user_id,
         to_micros(m.created_at),
         dumps(m.metadata),
-        None if lexemes is None else " ".join(lexemes),
+        _lexemes(content, m.metadata),
     )
+
+
+def _lexemes(content: JSON, metadata: JSON) -> str | None:
+    """The lexemes of the words of a message, space-separated in no order (the
+    ``tsvector`` made of them sorts them); ``None`` when there are none. Most often
+    every word is its own lexeme, found with one test of them all."""
+    found = index_words(content, metadata) if metadata else words(content)
+    if not found:
+        return None
+    joined = " ".join(found)
+    if _PLAIN_WORDS.fullmatch(joined):
+        return joined
+    return " ".join({token(w) for w in found})
 
 
 def message_columns(messages: Sequence[Message]) -> list[list[object]]:

@@ -56,7 +56,9 @@ class PostgresTxn(AsyncTxn):
         if self._pending is not None:
             session_id, columns = self._pending
             self._pending = None
-            await self._conn.execute(q.INSERT_MESSAGES, session_id, *columns)
+            status = await self._conn.execute(q.update_columns((), True), session_id, *columns)
+            if status.endswith(" 0"):
+                raise SessionNotFoundError(session_id)
 
     async def before_read(self) -> None:
         """A read sees the messages held back: they are inserted first."""
@@ -116,8 +118,12 @@ class PostgresTxn(AsyncTxn):
 
     @reading
     async def delete_session(self, session_id: str) -> None:
-        self._seen.pop(session_id, None)
+        """The session and its messages. A session this write transaction has read
+        (``FOR UPDATE``) or written is locked already; any other is locked first."""
+        locked = self._write and self._seen.pop(session_id, None) is not None
         self._forget(session_id)
+        if not locked:
+            await self._conn.execute(q.LOCK_SESSION_ROW, session_id)
         await self._conn.execute(q.DELETE_SESSION, session_id)
 
     @reading

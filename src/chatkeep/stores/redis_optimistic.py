@@ -191,7 +191,13 @@ class OptimisticRedisTxn(RedisTxn):
             return
         ((sid, entry),) = dirty
         commands = session_writes(
-            self.keys, sid, entry.stored, entry.current, entry.pending, self.idle_millis
+            self.keys,
+            sid,
+            entry.stored,
+            entry.current,
+            entry.pending,
+            self.idle_millis,
+            logged=self.log,
         )
         if self.log:
             commands += self._logged(sid, entry)

@@ -20,7 +20,7 @@ MAX_WORDS = 4000
 
 def fits(commands: Sequence[Command]) -> bool:
     """Whether the script can run every one of ``commands``."""
-    return all(len(command) <= MAX_WORDS for command in commands)
+    return not commands or max(map(len, commands)) <= MAX_WORDS
 
 
 async def apply(
@@ -35,6 +35,8 @@ async def apply(
     ``lock`` is free; False, with nothing written, if not. An error reply (a key of the
     wrong type: CorruptDataError naming ``about``) raises."""
     words: list[str | bytes | int | float] = [
+        "EVALSHA",
+        SHA,
         2,
         record,
         lock,
@@ -44,9 +46,10 @@ async def apply(
     for command in commands:
         words.append(len(command))
         words.extend(command)
-    (reply,) = await link.replies(("EVALSHA", SHA, *words))
+    (reply,) = await link.replies(words)
     if isinstance(reply, NoScriptError):
-        (reply,) = await link.replies(("EVAL", SOURCE, *words))
+        words[:2] = ("EVAL", SOURCE)
+        (reply,) = await link.replies(words)
     if isinstance(reply, ResponseError):
         raise link.error(reply, about) from reply
     return bool(reply == 1)

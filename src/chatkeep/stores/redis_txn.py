@@ -345,7 +345,13 @@ class RedisTxn(AsyncTxn):
         commands: list[Command] = [("MULTI",)]
         for sid, entry in dirty:
             commands += session_writes(
-                self.keys, sid, entry.stored, entry.current, entry.pending, self.idle_millis
+                self.keys,
+                sid,
+                entry.stored,
+                entry.current,
+                entry.pending,
+                self.idle_millis,
+                logged=self.log,
             )
             if self.log:
                 commands += self._logged(sid, entry)

@@ -8,21 +8,41 @@ the session had left when it was last written (``expires_at - updated_at``, neve
 than what is really left) plus :data:`GC_GRACE`, measured on the Redis server's own
 clock, so that a store on a clock of its own (a test's fake clock, a clock running
 ahead) never loses a live session.
+
+The TTL is set (:func:`refreshes`) when a write creates the session, when it logs to
+the write-behind outbox (whose acknowledgement caps the TTL to the idle one: a new
+change must lift that cap), when an idle TTL applies (it must move on every write),
+when the session's expiry is set or cleared, and when ``expires_at`` moves into
+another bucket of :data:`GC_GRACE` / 2 (:func:`bucket`). Any other write keeps the TTL
+the keys have (``SET ... KEEPTTL`` for the record), which is still long enough: by
+induction, the last write that set it had an ``expires_at`` ``E0`` in the bucket of
+the stored ``expires_at`` (each write since kept the bucket, or it would have set the
+TTL), so the new ``expires_at`` ``E`` is less than ``E0 + GC_GRACE / 2``. That write,
+at ``updated_at`` ``U0``, kept the keys until ``U0 + max(E0 - U0, 0) + GC_GRACE >=
+E0 + GC_GRACE > E + GC_GRACE / 2``: they outlive the session by at least half the
+grace. (Times on the store's clock, which runs at the server's pace.) A session's
+message set and id index are created by the write that adds their first member, with
+no TTL: when no stored message survives a write that adds some, the write sets their
+TTL even when it keeps the record's (:func:`_starts_messages`).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from chatkeep.core.codec import to_micros
 from chatkeep.core.models import Session
 from chatkeep.stores.redis_keys import FIELDS, Keys
 from chatkeep.stores.redis_link import Command
 from chatkeep.stores.redis_overlay import Pending
-from chatkeep.stores.redis_rows import encode_message, encode_session, score
+from chatkeep.stores.redis_rows import encode_message, encode_session
 
 GC_GRACE = timedelta(days=1)
-"""How long an expired session's keys stay in Redis before Redis removes them itself."""
+"""How long an expired session's keys stay in Redis before Redis removes them itself
+(at least half of it: see the module)."""
+
+BUCKET_MICROS = GC_GRACE // 2 // timedelta(microseconds=1)
+"""The width of a bucket of ``expires_at`` (see the module), in microseconds."""
 
 _MS = timedelta(milliseconds=1)
 _FIELD_NAMES = tuple((field, field.value) for field in FIELDS)
@@ -43,6 +63,24 @@ def gc_millis(session: Session, idle_millis: int | None = None) -> int | None:
     return millis if idle_millis is None else min(millis, idle_millis)
 
 
+def bucket(expires_at: datetime) -> int:
+    """The bucket of :data:`GC_GRACE` / 2 that ``expires_at`` falls in."""
+    return to_micros(expires_at) // BUCKET_MICROS
+
+
+def refreshes(
+    stored: Session | None, current: Session, idle_millis: int | None, logged: bool
+) -> bool:
+    """Whether writing ``current`` over ``stored`` must set the TTL of the session's
+    keys, rather than keep the one they have (see the module)."""
+    if stored is None or logged or idle_millis is not None:
+        return True
+    old, new = stored.expires_at, current.expires_at
+    if old is None or new is None:
+        return old is not new
+    return bucket(old) != bucket(new)
+
+
 def session_writes(
     keys: Keys,
     session_id: str,
@@ -50,9 +88,12 @@ def session_writes(
     current: Session | None,
     pending: Pending | None,
     idle_millis: int | None = None,
+    *,
+    logged: bool = False,
 ) -> list[Command]:
     """Commands turning ``stored`` (what Redis holds) into ``current`` (None: deleted);
-    ``idle_millis`` caps the native TTL (see :func:`gc_millis`)."""
+    ``idle_millis`` caps the native TTL (see :func:`gc_millis`); ``logged``: the write
+    also goes to the write-behind outbox (see :func:`refreshes`)."""
     record, messages, ids = keys.data(session_id)
     out: list[Command] = []
     if current is None:
@@ -61,7 +102,22 @@ def session_writes(
         return out
     if pending is not None:
         out += _message_writes(messages, ids, pending)
-    out.append(("SET", record, encode_session(current)))
+    data = encode_session(current)
+    millis = gc_millis(current, idle_millis)
+    if millis is None:  # kept forever
+        out.append(("SET", record, data))  # (which drops the record's TTL)
+        if stored is None or logged or stored.expires_at is not None:
+            out += [("PERSIST", messages), ("PERSIST", ids)]
+    elif refreshes(stored, current, idle_millis, logged):
+        out += [
+            ("SET", record, data, "PX", millis),
+            ("PEXPIRE", messages, millis),
+            ("PEXPIRE", ids, millis),
+        ]
+    else:
+        out.append(("SET", record, data, "KEEPTTL"))
+        if _starts_messages(stored, current, pending):
+            out += [("PEXPIRE", messages, millis), ("PEXPIRE", ids, millis)]
     old_owner = None if stored is None else stored.owner
     owner = current.owner
     moved = old_owner != owner
@@ -77,17 +133,24 @@ def session_writes(
         if owner is not None:
             out.append(("ZADD", keys.owned(field, owner), value, session_id))
     expires_at = current.expires_at
-    if expires_at is None:
+    if expires_at is not None:
+        out.append(("ZADD", keys.expiry, to_micros(expires_at), session_id))
+    elif stored is None or stored.expires_at is not None:
         out.append(("ZREM", keys.expiry, session_id))
-    else:
-        out.append(("ZADD", keys.expiry, score(expires_at), session_id))
-    millis = gc_millis(current, idle_millis)
-    if millis is None:
-        if stored is None or stored.expires_at is not None:
-            out += [("PERSIST", key) for key in (record, messages, ids)]
-    else:
-        out += [("PEXPIRE", key, millis) for key in (record, messages, ids)]
     return out
+
+
+def _starts_messages(stored: Session | None, current: Session, pending: Pending | None) -> bool:
+    """Whether the write may create the message set and id index: it adds messages and
+    no stored message survives it (a set or hash emptied is deleted)."""
+    if pending is None or not pending.added:
+        return False
+    return (
+        stored is None
+        or stored.message_count == 0
+        or pending.wiped
+        or current.message_count <= len(pending.added)
+    )
 
 
 def _message_writes(messages: str, ids: str, pending: Pending) -> list[Command]:
