@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatkeep.core.codec import (
+    dumpb,
     dumps,
     from_micros,
     message_from_dict,
@@ -85,6 +86,33 @@ def test_dumps_is_compact_unicode() -> None:
     assert dumps({"a": ["é", 1]}) == '{"a":["é",1]}'
     assert dumps(EMPTY) == dumps({}) == "{}"
     assert dumps(FrozenDict({"k": FrozenList([None, 1.5])})) == '{"k":[null,1.5]}'
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # beyond 64 bits too
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON_VALUES)
+def test_dumps_reads_back_as_the_standard_library_encodes(value: object) -> None:
+    text = dumps(value)  # type: ignore[arg-type]
+    assert json.loads(text) == value
+    assert json.loads(text) == json.loads(json.dumps(value))
+    assert dumpb(value) == text.encode()  # type: ignore[arg-type]
+
+
+def test_dumps_takes_what_orjson_refuses_from_the_standard_library() -> None:
+    assert dumps({"n": 2**70}) == '{"n":1180591620717411303424}'
+    assert dumpb([-(2**64)]) == b"[-18446744073709551616]"
+    assert dumps(["a\ud800"]) == '["a\ud800"]'  # a lone surrogate, as json.dumps keeps it
+    with pytest.raises(UnicodeEncodeError):
+        dumpb(["a\ud800"])
 
 
 def test_session_round_trip_through_json() -> None:

@@ -9,6 +9,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from chatkeep.core.frozen import EMPTY, freeze, freeze_object
 from chatkeep.core.models import JSON, JSONObject, Message, Persistence, Role, Session, SessionLock
 from chatkeep.errors import CorruptDataError
@@ -39,13 +41,28 @@ def ttl_seconds(ttl: timedelta | None) -> float | None:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""What orjson refuses (integers beyond 64 bits, text with lone surrogates) is encoded
+by the standard library, as compact and as unescaped."""
 
 
 def dumps(value: JSON) -> str:
     """Compact JSON text, non-ASCII characters kept as they are."""
     if value is EMPTY:
         return "{}"
-    return _ENCODER.encode(value)
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(value)
+
+
+def dumpb(value: JSON) -> bytes:
+    """:func:`dumps` as UTF-8 (UnicodeEncodeError for text with lone surrogates)."""
+    if value is EMPTY:
+        return b"{}"
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(value).encode()
 
 
 def session_to_dict(s: Session) -> JSONObject:

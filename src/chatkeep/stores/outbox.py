@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chatkeep.core.codec import (
-    dumps,
+    dumpb,
     from_micros,
     message_from_dict,
     message_to_dict,
@@ -74,7 +74,7 @@ class Change:
             "l": self.floor,
             "g": list[JSON](self.gone),
         }
-        return dumps(data).encode()
+        return dumpb(data)
 
     @classmethod
     def decode(cls, session_id: str, raw: bytes) -> Change:

@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 
 from chatkeep.core.codec import (
-    dumps,
+    dumpb,
     message_from_dict,
     message_to_dict,
     session_from_dict,
@@ -27,7 +27,7 @@ def score(when: datetime) -> int:
 
 
 def encode_session(session: Session) -> bytes:
-    return dumps(session_to_dict(session)).encode()
+    return dumpb(session_to_dict(session))
 
 
 def decode_session(session_id: str, raw: object) -> Session:
@@ -41,7 +41,7 @@ def decode_session(session_id: str, raw: object) -> Session:
 
 
 def encode_message(message: Message) -> bytes:
-    return dumps(message_to_dict(message)).encode()
+    return dumpb(message_to_dict(message))
 
 
 def decode_message(session_id: str, raw: object) -> Message:
