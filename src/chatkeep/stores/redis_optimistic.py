@@ -34,7 +34,6 @@ from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_link import Command, Link
 from chatkeep.stores.redis_rows import decode_message, decode_messages, decode_session
 from chatkeep.stores.redis_txn import Entry, RedisTxn, range_command
-from chatkeep.stores.redis_writes import session_writes
 
 MEMO_BYTES = 16384
 """Messages longer than this (as stored) are decoded on every read, not kept."""
@@ -190,17 +189,7 @@ class OptimisticRedisTxn(RedisTxn):
             await self._check()
             return
         ((sid, entry),) = dirty
-        commands = session_writes(
-            self.keys,
-            sid,
-            entry.stored,
-            entry.current,
-            entry.pending,
-            self.idle_millis,
-            logged=self.log,
-        )
-        if self.log:
-            commands += self._logged(sid, entry)
+        commands = self._writes(sid, entry)
         if not redis_script.fits(commands):
             raise self._giving_up("a write this long")
         record, lock = self.keys.session(sid), self.keys.lock(sid)

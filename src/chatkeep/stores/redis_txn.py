@@ -344,17 +344,7 @@ class RedisTxn(AsyncTxn):
             return
         commands: list[Command] = [("MULTI",)]
         for sid, entry in dirty:
-            commands += session_writes(
-                self.keys,
-                sid,
-                entry.stored,
-                entry.current,
-                entry.pending,
-                self.idle_millis,
-                logged=self.log,
-            )
-            if self.log:
-                commands += self._logged(sid, entry)
+            commands += self._writes(sid, entry)
         commands += unlock
         commands.append(("EXEC",))
         about = ", ".join(repr(sid) for sid, _ in dirty)
@@ -370,6 +360,22 @@ class RedisTxn(AsyncTxn):
         for reply in replies[-1]:
             if isinstance(reply, Exception):
                 raise self.link.error(reply, f"session {about}")  # type: ignore[arg-type]
+
+    def _writes(self, session_id: str, entry: Entry) -> list[Command]:
+        """The commands writing the session's changes, and logging them if the store
+        logs (write-behind)."""
+        commands = session_writes(
+            self.keys,
+            session_id,
+            entry.stored,
+            entry.current,
+            entry.pending,
+            self.idle_millis,
+            logged=self.log,
+        )
+        if self.log:
+            commands += self._logged(session_id, entry)
+        return commands
 
     def _logged(self, session_id: str, entry: Entry) -> list[Command]:
         """The outbox commands recording what this transaction does to the session."""
