@@ -3,6 +3,11 @@ works again once the server is back."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import signal
+from collections.abc import Awaitable, Callable
+
 import pytest
 
 import chatkeep
@@ -71,6 +76,42 @@ async def test_a_server_lost_between_calls_never_gives_a_silent_success(
             stored = await store.append_messages(session.id, one(f"kept {round_}"))
             assert [m.seq for m in stored] == [1]
             assert [m.content for m in await store.get_messages(session.id)] == [f"kept {round_}"]
+
+
+async def test_a_server_that_stops_replying_fails_the_call_within_the_time_limit(
+    redis_server: RedisServer, fake_clock: FakeClock
+) -> None:
+    """A frozen server (SIGSTOP) keeps the connection open but answers nothing: each
+    call gives up after ``socket_timeout``, and once the server runs again so does the
+    store, on the acknowledged messages only."""
+    url = with_option(with_option(redis_server.url, "prefix", "frozen"), "socket_timeout", "0.3")
+    # A call on a connection open before gets no reply; one that must open a new
+    # connection gets no answer to its handshake.
+    where = re.escape(f"Redis at {redis_server.url}: no ") + "(reply|connection) within 0.3 s$"
+    assert redis_server.process is not None
+    async with chatkeep.open_store(url, clock=fake_clock) as store:
+        session = await store.create_session(max_messages=1000)
+        await store.append_messages(session.id, one("before"))
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            loop = asyncio.get_running_loop()
+            calls: list[Callable[[], Awaitable[object]]] = [
+                lambda: store.append_messages(session.id, one("lost")),
+                lambda: store.get_messages(session.id),
+                store.list_sessions,
+            ]
+            for call in calls:
+                began = loop.time()
+                with pytest.raises(StoreUnavailableError, match=where):
+                    await call()
+                assert 0.3 <= loop.time() - began < 5
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        kept = await store.append_messages(session.id, one("after"))
+        contents = [m.content for m in await store.get_messages(session.id)]
+        # The append that timed out may have reached the server before it froze.
+        assert contents in (["before", "after"], ["before", "lost", "after"])
+        assert kept[0].seq == len(contents)
 
 
 async def test_opening_on_a_closed_port_names_the_url_with_the_password_masked() -> None:

@@ -48,6 +48,7 @@ from chatkeep.errors import (
     StoreUnavailableError,
     TransactionConflictError,
 )
+from chatkeep.stores.deadlines import Deadlines
 from chatkeep.stores.record_cache import SessionCache
 from chatkeep.stores.redis_keys import Keys
 from chatkeep.stores.redis_link import Link
@@ -108,6 +109,8 @@ class RedisBackend(AsyncBackend):
     def __init__(self, pool: BlockingConnectionPool, options: RedisOptions, where: str) -> None:
         self._pool = pool
         self._conns = ConnectionCache(pool, options.socket_timeout)
+        self._deadlines = Deadlines(options.socket_timeout)
+        """Bounds every round trip (a timer shared by all, cheaper than one each)."""
         self.options = options
         self.keys = Keys(options.prefix)
         self.where = where
@@ -177,7 +180,7 @@ class RedisBackend(AsyncBackend):
             ) from exc
         except (RedisError, OSError) as exc:
             raise StoreUnavailableError(f"Redis at {self.where}: {exc}") from exc
-        return Link(conn, self.where, self.options.socket_timeout)
+        return Link(conn, self.where, self._deadlines)
 
     @asynccontextmanager
     async def transaction(self, write: bool, *, log: bool = True) -> AsyncIterator[RedisTxn]:
@@ -211,6 +214,7 @@ class RedisBackend(AsyncBackend):
         return [f"removed {removed} listing entries of sessions that Redis expired natively"]
 
     async def close(self) -> None:
+        self._deadlines.close()
         await self._conns.close()
 
 

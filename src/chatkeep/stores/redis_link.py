@@ -1,9 +1,10 @@
 """One pooled Redis connection, driven directly: each call sends its commands in one
-write and reads every reply (one round trip), and turns driver errors into chatkeep's."""
+write and reads every reply (one round trip) within the store's time limit
+(:class:`~chatkeep.stores.deadlines.Deadlines`), and turns driver errors into
+chatkeep's."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -12,17 +13,21 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 
 from chatkeep.errors import CorruptDataError, StoreUnavailableError
+from chatkeep.stores.deadlines import Deadlines
 
 Command = Sequence[str | bytes | int | float]
 
 
 class Link:
-    """Commands on one connection; ``where`` names the server (password masked)."""
+    """Commands on one connection; ``where`` names the server (password masked);
+    ``deadlines`` bounds each round trip."""
 
-    def __init__(self, conn: AbstractConnection, where: str, timeout: float) -> None:
+    __slots__ = ("conn", "deadlines", "where")
+
+    def __init__(self, conn: AbstractConnection, where: str, deadlines: Deadlines) -> None:
         self.conn = conn
         self.where = where
-        self.timeout = timeout
+        self.deadlines = deadlines
 
     async def run(self, *commands: Command, about: str | None = None) -> list[Any]:
         """Send ``commands`` together and return their replies, in order.
@@ -44,8 +49,10 @@ class Link:
         """
         conn = self.conn
         replies: list[Any] = []
+        deadlines = self.deadlines
+        call = deadlines.begin()
         try:
-            async with asyncio.timeout(self.timeout):
+            try:
                 await conn.send_packed_command(pack(commands), check_health=False)
                 for _ in commands:
                     try:
@@ -54,16 +61,17 @@ class Link:
                         )
                     except ResponseError as exc:
                         replies.append(exc)
-        except TimeoutError as exc:
-            await conn.disconnect(nowait=True)
-            raise StoreUnavailableError(
-                f"Redis at {self.where}: no reply within {self.timeout:g} s"
-            ) from exc
+            finally:
+                late = deadlines.end(call)
         except (RedisError, OSError) as exc:
             await conn.disconnect(nowait=True)
             raise StoreUnavailableError(f"Redis at {self.where}: {exc}") from exc
-        except BaseException:
+        except BaseException as exc:
             await conn.disconnect(nowait=True)
+            if late:
+                raise StoreUnavailableError(
+                    f"Redis at {self.where}: no reply within {deadlines.seconds:g} s"
+                ) from exc
             raise
         return replies
 
