@@ -97,7 +97,9 @@ async def open_schema(schema: str, **options: str) -> PostgresBackend:
      ({"schema": "a-b"}, "schema"), ({"pool_min": "5", "pool_max": "2"}, "pool_max"),
      ({"connect_timeout": "0"}, "connect_timeout"), ({"connect_timeout": "nan"}, "connect_timeout"),
      ({"pool_min": "-1"}, "pool_min"), ({"cache_sessions": "-1"}, "cache_sessions"),
-     ({"cache_messages": "some"}, "cache_messages")],
+     ({"cache_messages": "some"}, "cache_messages"),
+     ({"command_timeout": "0"}, "command_timeout"), ({"command_timeout": "inf"}, "command_timeout"),
+     ({"command_timeout": "soon"}, "command_timeout")],
 )  # fmt: skip
 async def test_a_bad_option_is_refused_by_name(options: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigurationError) as caught:

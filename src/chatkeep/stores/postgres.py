@@ -5,6 +5,9 @@ schema ``chat`` (created if missing; every pooled connection's ``search_path``).
 SQL lives in :mod:`chatkeep.stores.postgres_query`, the rows in
 :mod:`chatkeep.stores.postgres_rows`, the schema in ``sql/postgres/``; the store keeps
 ``pool_min`` connections between operations (:mod:`chatkeep.stores.postgres_pool`).
+A statement that gets no reply within ``command_timeout`` seconds (default 60) fails
+its call and closes its connection: a server that stops answering fails calls rather
+than hangs them.
 
 A single operation runs first without a transaction, as one checked statement where it
 can (:mod:`chatkeep.stores.postgres_optimistic`); run again, and in a
@@ -22,6 +25,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from chatkeep.errors import ChatkeepError, StoreUnavailableError, TransactionConflictError
+from chatkeep.stores.deadlines import Deadlines
 from chatkeep.stores.postgres_errors import DRIVER_ERRORS, driver_errors
 from chatkeep.stores.postgres_optimistic import OptimisticTxn
 from chatkeep.stores.postgres_options import PostgresOptions, driver_dsn
@@ -53,6 +57,8 @@ class PostgresBackend(AsyncBackend):
         self.where = where
         self.options = options
         self._cache = SessionCache(options.cache_sessions, options.cache_messages)
+        self._deadlines = Deadlines(options.command_timeout)
+        """Bounds the statements of every operation (not ``optimize``'s ``VACUUM``)."""
 
     @classmethod
     async def open(cls, url: str, options: Mapping[str, str]) -> PostgresBackend:
@@ -87,22 +93,22 @@ class PostgresBackend(AsyncBackend):
         clean = False
         try:
             if not write:
-                yield PostgresTxn(conn, False, self.where)
+                yield PostgresTxn(conn, False, self.where, self._deadlines)
                 clean = True
                 return
-            async with driver_errors(self.where):
+            async with driver_errors(self.where, self._deadlines, conn):
                 tx = conn.transaction()
                 await tx.start()
-            txn = PostgresTxn(conn, True, self.where, self._cache)
+            txn = PostgresTxn(conn, True, self.where, self._deadlines, self._cache)
             try:
                 yield txn
                 await txn.finish()
             except BaseException:
                 if _usable(conn):
-                    async with driver_errors(self.where):
+                    async with driver_errors(self.where, self._deadlines, conn):
                         await tx.rollback()
                 raise
-            async with driver_errors(self.where):
+            async with driver_errors(self.where, self._deadlines, conn):
                 await tx.commit()
             clean = True
         finally:
@@ -121,6 +127,7 @@ class PostgresBackend(AsyncBackend):
         return ["vacuumed and analysed the tables (VACUUM ANALYZE)"]
 
     async def close(self) -> None:
+        self._deadlines.close()
         await self._connections.close()
 
 
@@ -139,7 +146,9 @@ class _Operation:
     async def __aenter__(self) -> OptimisticTxn:
         backend = self._backend
         self._conn = await backend._connections.acquire()
-        self._txn = OptimisticTxn(self._conn, self._write, backend.where, backend._cache)
+        self._txn = OptimisticTxn(
+            self._conn, self._write, backend.where, backend._deadlines, backend._cache
+        )
         return self._txn
 
     async def __aexit__(

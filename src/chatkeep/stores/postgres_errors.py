@@ -1,5 +1,6 @@
 """asyncpg's errors as chatkeep's: a lost race is a conflict, anything else from the
-driver or the network makes the store unavailable."""
+driver or the network makes the store unavailable, and so does a call that gets no
+reply within the store's ``command_timeout`` (its connection is then closed at once)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 
 from chatkeep.errors import ChatkeepError, StoreUnavailableError, TransactionConflictError
+from chatkeep.stores.deadlines import Deadlines
 
 DRIVER_ERRORS = (
     asyncpg.PostgresError,
@@ -34,9 +36,14 @@ class Statements(Protocol):
 
     where: str
     """The URL (password masked) that errors name."""
+    deadlines: Deadlines
+    """Bounds each method's statements."""
 
     async def before_read(self) -> None:
         """Called before a method that reads sees the data."""
+
+    def abandon(self) -> None:
+        """Close the connection at once: a statement on it got no reply in time."""
 
 
 T = TypeVar("T", bound=Statements)
@@ -49,18 +56,32 @@ def _driver_call(reads: bool) -> Callable[[Method[T, P, R]], Method[T, P, R]]:
     def decorate(method: Method[T, P, R]) -> Method[T, P, R]:
         @wraps(method)
         async def run(self: T, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            deadlines = self.deadlines
+            call = deadlines.begin()
             try:
-                if reads:
-                    await self.before_read()
-                return await method(self, *args, **kwargs)
+                try:
+                    if reads:
+                        await self.before_read()
+                    return await method(self, *args, **kwargs)
+                finally:
+                    late = deadlines.end(call)
             except ChatkeepError:
                 raise
-            except DRIVER_ERRORS as exc:
-                raise translated(exc, self.where) from exc
+            except BaseException as exc:
+                if late:
+                    self.abandon()
+                    raise unanswered(self.where, deadlines) from exc
+                if isinstance(exc, DRIVER_ERRORS):
+                    raise translated(exc, self.where) from exc
+                raise
 
         return run
 
     return decorate
+
+
+def unanswered(where: str, deadlines: Deadlines) -> StoreUnavailableError:
+    return StoreUnavailableError(f"PostgreSQL {where}: no reply within {deadlines.seconds:g} s")
 
 
 reading = _driver_call(reads=True)
@@ -70,11 +91,26 @@ writing = _driver_call(reads=False)
 
 
 @asynccontextmanager
-async def driver_errors(where: str) -> AsyncIterator[None]:
-    """Driver errors raised in the block become chatkeep errors naming ``where``."""
+async def driver_errors(
+    where: str, deadlines: Deadlines | None = None, conn: Any = None
+) -> AsyncIterator[None]:
+    """Driver errors raised in the block become chatkeep errors naming ``where``; with
+    ``deadlines``, so does a block that gets no reply in time (``conn`` is then closed)."""
+    call = None if deadlines is None else deadlines.begin()
+    late = False
     try:
-        yield
+        try:
+            yield
+        finally:
+            if deadlines is not None and call is not None:
+                late = deadlines.end(call)
     except ChatkeepError:
         raise
-    except DRIVER_ERRORS as exc:
-        raise translated(exc, where) from exc
+    except BaseException as exc:
+        if late and deadlines is not None:
+            if conn is not None:
+                conn.terminate()
+            raise unanswered(where, deadlines) from exc
+        if isinstance(exc, DRIVER_ERRORS):
+            raise translated(exc, where) from exc
+        raise

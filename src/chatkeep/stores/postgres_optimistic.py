@@ -31,6 +31,7 @@ from chatkeep.core.models import Message, Session
 from chatkeep.core.query import Cursor, SessionFilter, SessionSort
 from chatkeep.errors import SessionExistsError, TransactionConflictError
 from chatkeep.stores import postgres_query as q
+from chatkeep.stores.deadlines import Deadlines
 from chatkeep.stores.postgres_errors import reading, writing
 from chatkeep.stores.postgres_rows import (
     decode_message,
@@ -68,8 +69,10 @@ class OptimisticTxn(PostgresTxn):
     until then nothing is written: the methods that write only note what to send, so
     they meet no driver error to translate."""
 
-    def __init__(self, conn: Any, write: bool, where: str, cache: SessionCache) -> None:
-        super().__init__(conn, False, where)
+    def __init__(
+        self, conn: Any, write: bool, where: str, deadlines: Deadlines, cache: SessionCache
+    ) -> None:
+        super().__init__(conn, False, where, deadlines)
         self._writing = write
         self._sessions = cache
         self._known: Known | None = None

@@ -32,6 +32,8 @@ class PostgresOptions:
     """Connections opened with the pool; as many stay with the store between operations."""
     pool_max: int = 10
     connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    """Seconds a statement may wait for the server before the call fails."""
     cache_sessions: int = 1024
     """Session rows kept to check instead of read again (0: none)."""
     cache_messages: int = 100
@@ -44,6 +46,7 @@ class PostgresOptions:
             "pool_min",
             "pool_max",
             "connect_timeout",
+            "command_timeout",
             "cache_sessions",
             "cache_messages",
         )
@@ -63,16 +66,15 @@ class PostgresOptions:
         high = _number(options, "pool_max", max(10, low), int)
         if high < max(1, low):
             raise ConfigurationError("pool_max", f"must be at least 1 and pool_min ({low})")
-        timeout = _number(options, "connect_timeout", 10.0, float)
-        if not timeout > 0:
-            raise ConfigurationError("connect_timeout", "must be a positive number of seconds")
+        timeout = _seconds(options, "connect_timeout", 10.0)
+        command_timeout = _seconds(options, "command_timeout", 60.0)
         sessions = _number(options, "cache_sessions", 1024, int)
         if sessions < 0:
             raise ConfigurationError("cache_sessions", "must be a number of sessions (0 or more)")
         messages = _number(options, "cache_messages", 100, int)
         if messages < 0:
             raise ConfigurationError("cache_messages", "must be a number of messages (0 or more)")
-        return cls(schema, low, high, timeout, sessions, messages)
+        return cls(schema, low, high, timeout, command_timeout, sessions, messages)
 
 
 N = TypeVar("N", int, float)
@@ -86,6 +88,13 @@ def _number(options: Mapping[str, str], name: str, default: N, kind: type[N]) ->
         return kind(text)
     except ValueError:
         raise ConfigurationError(name, f"{text!r} is not a number") from None
+
+
+def _seconds(options: Mapping[str, str], name: str, default: float) -> float:
+    seconds = _number(options, name, default, float)
+    if not 0 < seconds < float("inf"):
+        raise ConfigurationError(name, "must be a positive number of seconds")
+    return seconds
 
 
 def driver_dsn(url: str) -> str:

@@ -20,6 +20,7 @@ from chatkeep.core.query import Cursor, SearchHit, SessionFilter, SessionSort
 from chatkeep.errors import SessionExistsError, SessionNotFoundError
 from chatkeep.stores import postgres_query as q
 from chatkeep.stores.backend import Counts
+from chatkeep.stores.deadlines import Deadlines
 from chatkeep.stores.postgres_errors import reading, writing
 from chatkeep.stores.postgres_rows import (
     decode_message,
@@ -39,11 +40,17 @@ class PostgresTxn(AsyncTxn):
     (password masked) that errors name."""
 
     def __init__(
-        self, conn: Any, write: bool, where: str, cache: SessionCache | None = None
+        self,
+        conn: Any,
+        write: bool,
+        where: str,
+        deadlines: Deadlines,
+        cache: SessionCache | None = None,
     ) -> None:
         self._conn = conn
         self._write = write
         self.where = where
+        self.deadlines = deadlines
         self._cache = cache
         """Entries of the sessions this transaction writes are dropped from it."""
         self._seen: dict[str, tuple[object, ...]] = {}
@@ -63,6 +70,9 @@ class PostgresTxn(AsyncTxn):
     async def before_read(self) -> None:
         """A read sees the messages held back: they are inserted first."""
         await self._flush()
+
+    def abandon(self) -> None:
+        self._conn.terminate()
 
     @writing
     async def finish(self) -> None:
