@@ -201,3 +201,11 @@ def test_bad_message_records(change: dict[str, object]) -> None:
         message_from_dict({**message_to_dict(MESSAGE), **change}, "s1")
     with pytest.raises(CorruptDataError):
         message_from_dict(None, "s1")
+
+
+def test_a_session_written_at_one_time_records_it_as_both_updated_and_active() -> None:
+    now = T0 + timedelta(seconds=5, microseconds=7)
+    written = dataclasses.replace(SESSION, updated_at=now, last_activity_at=now)
+    record = session_to_dict(written)
+    assert record["updated_at"] == record["last_activity_at"] == to_micros(now)
+    assert session_from_dict(record) == written

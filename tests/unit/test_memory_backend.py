@@ -11,7 +11,7 @@ import pytest
 from chatkeep.core import rules
 from chatkeep.core.models import JSON, UNSET, Message, NewMessage, Session
 from chatkeep.core.query import Cursor, SessionFilter, SessionSort
-from chatkeep.core.validation import Limits
+from chatkeep.core.validation import Limits, check_new_messages
 from chatkeep.errors import SessionExistsError, SessionNotFoundError
 from chatkeep.stores.memory import MemoryBackend
 
@@ -38,7 +38,8 @@ def append(b: MemoryBackend, sid: str, *texts: str) -> list[Message]:
     """Append as a store does: insert, trim to the window, save the session."""
     current = b.get_session(sid)
     assert current is not None
-    plan = rules.plan_append(current, [NewMessage("user", t) for t in texts], {}, NOW)
+    batch = check_new_messages([NewMessage("user", t) for t in texts], Limits())
+    plan = rules.plan_append(current, batch, {}, NOW)
     b.insert_messages(sid, plan.insert)
     if plan.drop_oldest:
         b.drop_oldest(sid, plan.drop_oldest)

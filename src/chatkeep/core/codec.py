@@ -7,16 +7,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from chatkeep.core.frozen import EMPTY, freeze, freeze_object
-from chatkeep.core.models import JSON, JSONObject, Message, Persistence, Role, Session, SessionLock
+from chatkeep.core.models import (
+    JSON,
+    ROLES,
+    JSONObject,
+    Message,
+    Persistence,
+    Role,
+    Session,
+    SessionLock,
+)
 from chatkeep.errors import CorruptDataError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ROLES = {role.value: role for role in Role}
 
 
 def to_micros(when: datetime) -> int:
@@ -66,19 +74,23 @@ def dumpb(value: JSON) -> bytes:
 
 
 def session_to_dict(s: Session) -> JSONObject:
+    updated_at = to_micros(s.updated_at)
     return {
         "id": s.id,
         "owner": s.owner,
         "device_id": s.device_id,
         "persistence": s.persistence.value,
         "created_at": to_micros(s.created_at),
-        "updated_at": to_micros(s.updated_at),
-        "last_activity_at": to_micros(s.last_activity_at),
+        "updated_at": updated_at,
+        # the same time after every write: converted once
+        "last_activity_at": updated_at
+        if s.last_activity_at is s.updated_at
+        else to_micros(s.last_activity_at),
         "expires_at": opt_micros(s.expires_at),
         "ttl": ttl_seconds(s.ttl),
         "max_messages": s.max_messages,
         "metadata": s.metadata,
-        "tags": list[JSON](sorted(s.tags)),
+        "tags": cast("list[JSON]", sorted(s.tags)),
         "version": s.version,
         "message_count": s.message_count,
         "last_seq": s.last_seq,
@@ -138,7 +150,7 @@ def message_to_dict(m: Message) -> JSONObject:
 
 def _role(value: Any) -> Role:
     """``Role(value)``, found at once for a stored value (one of the roles' names)."""
-    found = _ROLES.get(value) if isinstance(value, str) else None
+    found = ROLES.get(value) if isinstance(value, str) else None
     return Role(value) if found is None else found
 
 

@@ -17,9 +17,14 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """The ULID alphabet (Crockford's base 32: no I, L, O or U)."""
 _PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
 """Every 10-bit value as its two characters."""
-_SHIFTS = tuple(range(120, -1, -10))
+_TIME_SHIFTS = (40, 30, 20, 10, 0)
+"""The 50 bits of a time (48, and 2 always 0) in 10 characters."""
+_RANDOM_SHIFTS = (70, 60, 50, 40, 30, 20, 10, 0)
+"""The 80 random bits in 16 characters."""
 _lock = threading.Lock()
 _last = 0
+_time_text = (-1, "")
+"""The last millisecond an id was made in, and its 10 characters (shared by its ids)."""
 
 
 def new_id() -> str:
@@ -31,14 +36,18 @@ def new_id() -> str:
     sort in the order they were made. Written here rather than taken from a ULID
     package: it runs on every message appended, and this takes under half the time.
     """
-    global _last
+    global _last, _time_text
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
     with _lock:
         if value <= _last:
             value = _last + 1
         _last = value
     pairs = _PAIRS
-    return "".join([pairs[value >> shift & 1023] for shift in _SHIFTS])
+    millis = value >> 80
+    known = _time_text
+    if known[0] != millis:
+        known = _time_text = (millis, "".join([pairs[millis >> s & 1023] for s in _TIME_SHIFTS]))
+    return known[1] + "".join([pairs[value >> shift & 1023] for shift in _RANDOM_SHIFTS])
 
 
 def check_id(value: object, field: str) -> str:

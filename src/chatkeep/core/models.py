@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeAlias, TypeVar
@@ -45,21 +45,39 @@ class Unset(enum.Enum):
 
 UNSET: Final = Unset.UNSET
 
+ROLES: Final[Mapping[str, Role]] = {role.value: role for role in Role}
+"""Each role by its value: a dict lookup, much quicker than ``Role(value)``."""
+
 R = TypeVar("R")
-_set_field = object.__setattr__
+
+
+_Setter: TypeAlias = Callable[[Any, Any], None]
+_fields: dict[type, tuple[frozenset[str], tuple[tuple[str, _Setter], ...]]] = {}
+
+
+def _slots(kind: type) -> tuple[frozenset[str], tuple[tuple[str, _Setter], ...]]:
+    """A record class's field names, and each field's slot setter (the slot's own
+    descriptor: it skips the checks of ``object.__setattr__``, in half its time)."""
+    found = _fields.get(kind)
+    if found is None:
+        names: tuple[str, ...] = kind.__slots__  # type: ignore[attr-defined]
+        setters = tuple((name, kind.__dict__[name].__set__) for name in names)
+        found = _fields[kind] = (frozenset(names), setters)
+    return found
 
 
 def evolve(record: R, **changes: Any) -> R:
     """``dataclasses.replace`` for a record of this module whose fields hold valid
     values already: the copy is filled in slot by slot without running ``__init__``,
-    which is about twice as fast for a :class:`Session`."""
+    several times faster than ``dataclasses.replace`` for a :class:`Session`."""
     kind = type(record)
-    unknown = changes.keys() - kind.__slots__  # type: ignore[attr-defined]
-    if unknown:
-        raise TypeError(f"{kind.__name__} has no field {', '.join(sorted(unknown))}")
-    copy = object.__new__(kind)
-    for name in kind.__slots__:  # type: ignore[attr-defined]
-        _set_field(copy, name, changes[name] if name in changes else getattr(record, name))
+    names, setters = _slots(kind)
+    if not names.issuperset(changes):
+        unknown = sorted(changes.keys() - names)
+        raise TypeError(f"{kind.__name__} has no field {', '.join(unknown)}")
+    copy: R = object.__new__(kind)
+    for name, put in setters:
+        put(copy, changes[name] if name in changes else getattr(record, name))
     return copy
 
 

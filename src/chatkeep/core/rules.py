@@ -9,15 +9,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from chatkeep.core.frozen import EMPTY, freeze_object
 from chatkeep.core.ids import check_id, new_id
 from chatkeep.core.models import (
     UNSET,
     Message,
     NewMessage,
     Persistence,
-    Role,
     Session,
     SessionLock,
     SessionUpdate,
@@ -195,9 +194,11 @@ def as_update(changes: SessionUpdate | Mapping[str, object]) -> SessionUpdate:
     return SessionUpdate(**changes)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True, slots=True)
-class AppendPlan:
-    """What an append does: the rows to insert, how many old ones to drop, the new record."""
+class AppendPlan(NamedTuple):
+    """What an append does: the rows to insert, how many old ones to drop, the new record.
+
+    A named tuple: one is made for every append, in half a frozen dataclass's time.
+    """
 
     session: Session
     insert: list[Message]
@@ -217,27 +218,30 @@ def plan_append(
 ) -> AppendPlan:
     """Give seqs to the new messages; messages whose id is stored already are returned as stored.
 
-    ``messages`` must have been validated. ``stored`` maps the ids among them that
-    the session holds already to the stored message.
+    ``messages`` must have been validated (:func:`~chatkeep.core.validation.check_new_messages`):
+    their role, content and metadata are stored as they are. ``stored`` maps the ids
+    among them that the session holds already to the stored message.
     """
     seq = session.last_seq
+    sid = session.id
     seen: dict[str, Message] = dict(stored)
     insert: list[Message] = []
     results: list[Message] = []
     for msg in messages:
-        if msg.id is not None and msg.id in seen:
-            results.append(seen[msg.id])
+        key = msg.id
+        if key is not None and key in seen:
+            results.append(seen[key])
             continue
         seq += 1
         stored_msg = Message(
-            id=msg.id or new_id(),
-            session_id=session.id,
-            seq=seq,
-            role=Role(msg.role),
-            content=msg.content,
-            user_id=msg.user_id,
-            created_at=now,
-            metadata=freeze_object(msg.metadata or EMPTY),
+            key or new_id(),
+            sid,
+            seq,
+            msg.role,  # type: ignore[arg-type]  # validated: a Role
+            msg.content,
+            msg.user_id,
+            now,
+            msg.metadata,  # type: ignore[arg-type]  # validated: read-only, not None
         )
         seen[stored_msg.id] = stored_msg
         insert.append(stored_msg)

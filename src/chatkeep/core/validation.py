@@ -15,6 +15,7 @@ from chatkeep.core.frozen import EMPTY, freeze, freeze_object
 from chatkeep.core.ids import check_device_id, check_id
 from chatkeep.core.models import (
     JSON,
+    ROLES,
     Content,
     JSONObject,
     NewMessage,
@@ -181,7 +182,10 @@ def check_persistence(value: object, field: str = "persistence") -> Persistence:
 
 
 def check_role(value: object, field: str) -> Role:
-    return check_choice(Role, value, field)
+    if type(value) is Role:
+        return value
+    found = ROLES.get(value) if type(value) is str else None
+    return check_choice(Role, value, field) if found is None else found
 
 
 def check_content(value: object, field: str, limits: Limits) -> Content:
@@ -208,7 +212,9 @@ def check_new_messages(messages: object, limits: Limits) -> list[NewMessage]:
     """Validate a batch to append; returns normalised copies."""
     if isinstance(messages, NewMessage):
         messages = [messages]
-    if not isinstance(messages, Sequence) or isinstance(messages, str):
+    if type(messages) is not list and (
+        not isinstance(messages, Sequence) or isinstance(messages, str)
+    ):
         raise InvalidInputError("messages", "must be a list of NewMessage")
     if len(messages) > limits.max_batch:
         raise InvalidInputError("messages", f"at most {limits.max_batch} messages per call")

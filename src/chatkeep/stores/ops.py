@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from chatkeep.core import rules
 from chatkeep.core.ids import check_device_id, check_id
@@ -44,9 +44,11 @@ from chatkeep.stores.outbox import Change, Verdict, verdict
 _SCAN_PAGE = 500
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What every operation gets besides its arguments: the time and the rules' settings."""
+class Context(NamedTuple):
+    """What every operation gets besides its arguments: the time and the rules' settings.
+
+    A named tuple: one is made for every operation, in half a frozen dataclass's time.
+    """
 
     now: datetime
     limits: Limits

@@ -125,7 +125,9 @@ class Operations:
     async def append_messages(
         self, session_id: str, messages: Sequence[NewMessage] | NewMessage
     ) -> list[Message]:
-        return (await self.append(session_id, messages)).messages
+        # ``append``'s body rather than a call to it: one coroutine less on a hot path
+        appended = await self._call(ops.append, session_id, messages, write=True)
+        return cast(Appended, appended).messages
 
     async def get_messages(
         self,
