@@ -95,6 +95,9 @@ async def test_an_entry_serves_only_what_it_holds(tmp_path: Path) -> None:
     assert texts(whole.last(9) or []) == ["0", "1", "2", "3", "4"]
     assert newest(stored, 2) == tuple(stored[-2:])
     assert newest(stored[:1], 3) == (stored[0],)
+    assert newest(stored, 4, depth=3) == tuple(stored[-3:])  # no more than the cache keeps
+    assert newest(stored, 2, depth=3) == tuple(stored[-2:])
+    assert newest(stored, 9, depth=0) == ()
 
 
 async def test_the_writer_trusts_its_entries_only_while_no_other_connection_commits(

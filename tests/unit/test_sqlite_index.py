@@ -236,3 +236,40 @@ async def test_a_deleted_message_takes_only_its_own_index_row(tmp_path: Path) ->
         hits = await store.search_sessions("gamma")
         assert [[m.seq for m in h.messages] for h in hits] == [[4]]
     assert counts(tmp_path / "s.db") == (2, 2, 0)
+
+
+async def test_messages_removed_in_the_transaction_that_appended_them_leave_no_queue_rows(
+    tmp_path: Path,
+) -> None:
+    """A transaction's queue rows are written together, but before any statement that
+    deletes messages: the delete triggers must find them to take them out again."""
+    path = tmp_path / "s.db"
+    async with chatkeep.open_store(f"sqlite:///{path}") as store:
+        popped, cleared, deleted = [(await store.create_session()).id for _ in range(3)]
+        window = (await store.create_session(max_messages=1)).id
+        async with store.transaction() as tx:
+            await tx.append_messages(popped, [user("alpha"), user("beta")])
+            await tx.pop_message(popped)
+        assert counts(path) == (1, 0, 1)
+        async with store.transaction() as tx:
+            await tx.append_messages(cleared, user("gamma"))
+            await tx.clear_messages(cleared)
+            await tx.append_messages(deleted, user("delta"))
+            await tx.delete_session(deleted)
+            await tx.append_messages(window, user("old"))
+            await tx.append_messages(window, user("new"))  # drops "old"
+        assert counts(path) == (2, 0, 2)
+        found = {t: [h.session.id for h in await store.search_sessions(t)] for t in ("beta", "old")}
+        assert found == {"beta": [], "old": []}
+        assert counts(path) == (2, 2, 0)
+
+
+async def test_a_batch_of_appends_queues_every_message(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with chatkeep.open_store(f"sqlite:///{path}?writer=loop") as store:
+        ids = [(await store.create_session()).id for _ in range(8)]
+        await asyncio.gather(*(store.append_messages(sid, user(f"word{sid}")) for sid in ids))
+        assert counts(path) == (8, 0, 8)
+        for sid in ids:
+            hits = await store.search_sessions(f"word{sid}")
+            assert [h.session.id for h in hits] == [sid]

@@ -15,10 +15,9 @@ import functools
 import json
 import sqlite3
 from collections.abc import Callable, Container, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from chatkeep.core.codec import to_micros
 from chatkeep.core.models import JSON, Message, Session
@@ -30,7 +29,7 @@ from chatkeep.errors import (
 )
 from chatkeep.stores import sqlite_query as q
 from chatkeep.stores.backend import Backend, Counts
-from chatkeep.stores.sqlite_cache import RecordCache, Tracker
+from chatkeep.stores.sqlite_cache import Entry, RecordCache, Tracker
 from chatkeep.stores.sqlite_index import COUNT_QUEUED, MessageIndex
 from chatkeep.stores.sqlite_rows import (
     decode_message,
@@ -51,9 +50,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    """A session row as this transaction last read or wrote it."""
+class _Seen(NamedTuple):
+    """A session row as this transaction last read or wrote it (a cache
+    :class:`~chatkeep.stores.sqlite_cache.Entry` serves as one too)."""
 
     pk: int
     row: tuple[object, ...]
@@ -97,7 +96,7 @@ class SqliteBackend(Backend):
         self.path = path
         self.options = options
         self.writer = options.writer
-        self._seen: dict[str, _Seen] = {}
+        self._seen: dict[str, _Seen | Entry] = {}
         self._index = None if read_only else MessageIndex(conn)
         self._alone_since: int | None = None
         """``PRAGMA data_version`` when this (writing) connection last began an epoch of
@@ -162,8 +161,11 @@ class SqliteBackend(Backend):
     @_guarded
     def commit(self) -> None:
         if self._conn.in_transaction:
-            if self._index is not None and self._index.due():
-                self._index.catch_up()
+            if self._index is not None:
+                if self._index.due():
+                    self._index.catch_up()
+                else:
+                    self._index.write_queue()
             try:
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -209,13 +211,13 @@ class SqliteBackend(Backend):
         cached = self._records.cached(session_id)
         if cached is not None:
             if self._records.current(cached) and self._alone():
-                self._seen[session_id] = _Seen(cached.pk, cached.row, cached.session)
+                self._seen[session_id] = cached
                 return self._records.confirmed(cached)
             key = self._conn.execute(q.SESSION_KEY, (session_id,)).fetchone()
             if key is None:
                 return None
             if key == cached.key:
-                self._seen[session_id] = _Seen(cached.pk, cached.row, cached.session)
+                self._seen[session_id] = cached
                 return self._records.confirmed(cached)
         row = self._conn.execute(q.GET_SESSION, (session_id,)).fetchone()
         if row is None:
@@ -260,7 +262,7 @@ class SqliteBackend(Backend):
             changed = [i for i in candidates if before[i] != row[i]]
             if changed:
                 self._conn.execute(
-                    q.update_columns(tuple(changed)), (*(row[i] for i in changed), pk)
+                    q.update_columns(tuple(changed)), [*[row[i] for i in changed], pk]
                 )
         self._seen[session.id] = _Seen(pk, row, session)
         self._records.wrote(pk, row, session)
@@ -288,8 +290,15 @@ class SqliteBackend(Backend):
         if text:
             self._conn.execute(q.INDEX_SESSION, (pk, text))
 
+    def _write_queue(self) -> None:
+        """Write the queued messages' rows before a statement that may delete messages
+        (their triggers take their rows out of the queue)."""
+        if self._index is not None:
+            self._index.write_queue()
+
     @_guarded
     def delete_session(self, session_id: str) -> None:
+        self._write_queue()
         self._seen.pop(session_id, None)
         self._conn.execute(q.DELETE_SESSION, (session_id,))
         self._records.deleted(session_id)
@@ -367,6 +376,7 @@ class SqliteBackend(Backend):
 
     @_guarded
     def drop_oldest(self, session_id: str, count: int) -> None:
+        self._write_queue()
         self._conn.execute(q.DROP_OLDEST, (session_id, session_id, count))
         self._records.dropped_oldest(session_id)
 
@@ -401,11 +411,13 @@ class SqliteBackend(Backend):
 
     @_guarded
     def delete_message(self, session_id: str, seq: int) -> None:
+        self._write_queue()
         self._conn.execute(q.DELETE_MESSAGE, (session_id, seq))
         self._records.removed(session_id, seq)
 
     @_guarded
     def clear_messages(self, session_id: str) -> None:
+        self._write_queue()
         self._conn.execute(q.CLEAR_MESSAGES, (session_id,))
         self._records.cleared(session_id)
 
@@ -448,6 +460,7 @@ class SqliteBackend(Backend):
 
     @_guarded
     def check(self) -> tuple[list[str], dict[str, JSON]]:
+        self._write_queue()
         pragma = self._conn.execute
         mode = pragma("PRAGMA journal_mode").fetchone()[0]
         level = pragma("PRAGMA synchronous").fetchone()[0]

@@ -14,15 +14,17 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chatkeep.core.models import Message, Session
 
 Key = tuple[object, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """A session's decoded records (a tuple: made for every write of a session, it costs
+    a fraction of what a frozen dataclass does)."""
+
     key: Key
     pk: int
     row: tuple[object, ...]
@@ -71,14 +73,7 @@ class RecordCache:
             return None
         sid = entry.session.id
         if len(entry.newest) > self.depth:
-            entry = Entry(
-                entry.key,
-                entry.pk,
-                entry.row,
-                entry.session,
-                entry.newest[-self.depth :],
-                entry.epoch,
-            )
+            entry = entry._replace(newest=entry.newest[-self.depth :])
         entries = self._entries
         with self._lock:
             if conditional and entries.get(sid) is not expected:
@@ -99,14 +94,18 @@ def change_key(pk: int, row: Sequence[object]) -> Key:
     return (pk, row[12], row[4], row[5], row[14], row[13])
 
 
-def newest(known: Sequence[Message], message_count: int) -> tuple[Message, ...]:
-    """The last of ``known`` that can still be the session's newest messages.
+def newest(
+    known: Sequence[Message], message_count: int, depth: int | None = None
+) -> tuple[Message, ...]:
+    """The last of ``known`` that can still be the session's newest messages (at most
+    ``depth`` of them, if given).
 
     ``known`` are newest messages in seq order, followed by any appended since; removing
     the oldest messages only lowers ``message_count``, and no more than that many can be.
     """
-    keep = min(len(known), message_count)
-    return tuple(known[len(known) - keep :])
+    held = len(known)
+    keep = min(held, message_count) if depth is None else min(held, message_count, depth)
+    return tuple(known if keep == held else known[held - keep :])
 
 
 class Tracker:
@@ -223,12 +222,12 @@ class Tracker:
                 self.cache.drop(sid)
         publish = self.cache.publish
         epoch = self.cache.epoch
+        depth = self.cache.depth
         for sid, (pk, row, session) in written.items():
-            known = self._known.get(sid)
+            known: Sequence[Message] | None = self._known.get(sid)
             if known is None:
                 entry = self._valid.get(sid)
-                kept = newest(entry.newest, session.message_count) if entry else ()
-            else:
-                kept = newest(known, session.message_count)
+                known = entry.newest if entry else ()
+            kept = newest(known, session.message_count, depth)
             publish(Entry(change_key(pk, row), pk, row, session, kept, epoch))
         self.reset()

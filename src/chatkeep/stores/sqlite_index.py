@@ -7,6 +7,11 @@ gets its ``doc`` number (its row-to-be in ``message_search``) at once and a row 
 message in one go: before each search, when enough are queued, and on ``optimize``.
 The queue is part of the database, so messages whose transaction committed are found
 again, and indexed, after a crash or by another process.
+
+A transaction's queue rows are written together (:meth:`MessageIndex.write_queue`, one
+``executemany``), before anything that reads the queue or deletes messages (whose
+triggers take their rows out of the queue) and before the commit: a batch of appends
+then pays for one statement instead of one per message.
 """
 
 from __future__ import annotations
@@ -58,11 +63,14 @@ class MessageIndex:
         self.queued: int = conn.execute(COUNT_QUEUED).fetchone()[0]
         """Queued messages, as far as this connection knows (others may queue more)."""
         self._queued_before = self.queued
+        self._unwritten: list[tuple[int, str, int]] = []
+        """Queue rows of this transaction not written yet (see :meth:`write_queue`)."""
 
     def begin(self) -> None:
         self._last_doc = None
         self._queued_before = self.queued
         self._version_read = False
+        self._unwritten.clear()
 
     def version(self) -> int:
         """``PRAGMA data_version``, read once per write transaction: it changes when
@@ -77,6 +85,7 @@ class MessageIndex:
         self._version_read = False
 
     def committed(self) -> None:
+        self._unwritten.clear()  # written by the commit (nothing is left unless it failed)
         if self._last_doc is not None:
             self._committed = (self._version, self._last_doc)
         self._last_doc = None
@@ -84,6 +93,7 @@ class MessageIndex:
     def rolled_back(self) -> None:
         self._last_doc = None
         self.queued = self._queued_before
+        self._unwritten.clear()
 
     def reserve(self, count: int) -> int:
         """The first of ``count`` new doc numbers for messages of this transaction."""
@@ -100,10 +110,19 @@ class MessageIndex:
         return last + 1
 
     def enqueue(self, session_id: str, messages: Sequence[Message], first_doc: int) -> None:
-        """Queue ``messages`` (inserted with docs from ``first_doc`` on) for indexing."""
+        """Queue ``messages`` (inserted with docs from ``first_doc`` on) for indexing; their
+        rows are written by the next :meth:`write_queue`."""
+        unwritten = self._unwritten
         for offset, message in enumerate(messages):
-            self._conn.execute(QUEUE, (first_doc + offset, session_id, message.seq))
+            unwritten.append((first_doc + offset, session_id, message.seq))
         self.queued += len(messages)
+
+    def write_queue(self) -> None:
+        """Write the queue rows of this transaction's appends so far. Call it before any
+        statement that reads the queue or deletes messages, and before the commit."""
+        if self._unwritten:
+            self._conn.executemany(QUEUE, self._unwritten)
+            self._unwritten.clear()
 
     def due(self) -> bool:
         return self.queued >= BATCH
@@ -111,6 +130,7 @@ class MessageIndex:
     def catch_up(self) -> int:
         """Index every queued message (of any connection), all or nothing; how many
         were queued."""
+        self.write_queue()
         rows = self._conn.execute(QUEUED).fetchall()
         if rows:
             self._conn.execute("SAVEPOINT catch_up")

@@ -17,6 +17,8 @@ from chatkeep.errors import CorruptDataError
 from chatkeep.stores.rows import index_words, session_from_values, session_values, token
 
 _ROLES = {role.value: role for role in Role}
+_ROLE_TEXT = {role: role.value for role in Role}
+"""A role's text, looked up faster than ``role.value`` (an enum property) is read."""
 
 
 def index_text(*values: Any) -> str:
@@ -96,13 +98,14 @@ def decode_session(r: Sequence[Any]) -> Session:
 
 def message_row(session_id: str, m: Message, doc: int | None) -> tuple[object, ...]:
     """The values of a ``messages`` row; ``doc`` is its row in ``message_search``."""
-    text = isinstance(m.content, str)
+    content = m.content
+    text = isinstance(content, str)
     return (
         session_id,
         m.seq,
         m.id,
-        m.role.value,
-        m.content if isinstance(m.content, str) else dumps(m.content),
+        _ROLE_TEXT[m.role],
+        content if text else dumps(content),
         0 if text else 1,
         m.user_id,
         to_micros(m.created_at),
