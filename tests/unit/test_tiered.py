@@ -9,6 +9,7 @@ unreachable, fails under ``CI=true`` (the ``raw`` and ``prefix`` fixtures).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -177,6 +178,40 @@ async def test_a_clean_shutdown_syncs_what_is_left(prefix: str, durable: str) ->
         session = await tier.create_session()
         await tier.append_messages(session.id, say("a", "b", "c"))
     assert await durable_history(durable, session.id) == [(1, "a"), (2, "b"), (3, "c")]
+
+
+async def test_syncs_start_every_interval_and_a_long_one_is_followed_at_once(
+    prefix: str, durable: str
+) -> None:
+    """A change waits about one interval plus one sync, not two syncs and an interval."""
+    async with chatkeep.open_store(tier_url(prefix, durable, sync_interval="0.2")) as tier:
+        assert isinstance(tier, TieredStore)
+        worker = tier.worker
+        await worker.first_sync.wait()
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+        four = asyncio.Event()
+        real = worker.sync_now
+
+        async def timed(seconds: float) -> int:
+            starts.append(loop.time())
+            if len(starts) == 4:
+                four.set()
+            await asyncio.sleep(seconds)
+            return await real()
+
+        async def gaps(seconds: float) -> list[float]:
+            starts.clear()
+            four.clear()
+            worker.sync_now = lambda: timed(seconds)  # type: ignore[method-assign]
+            await four.wait()
+            return [b - a for a, b in itertools.pairwise(starts[:4])]
+
+        quick = await gaps(0)
+        assert all(0.19 <= gap < 0.6 for gap in quick), quick
+        slow = await gaps(0.3)  # longer than the interval: the next starts at once
+        assert all(0.29 <= gap < 0.45 for gap in slow), slow
+        worker.sync_now = real  # type: ignore[method-assign]
 
 
 async def test_a_bad_change_is_set_aside_and_the_rest_synced(

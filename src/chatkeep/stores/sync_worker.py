@@ -109,10 +109,14 @@ class SyncWorker:
 
     async def _run(self) -> None:
         delay = 0.0
+        clock = asyncio.get_running_loop().time
         while not await self._stopped_within(delay):
+            started = clock()
             try:
                 await self.sync_now()
-                delay = self.interval
+                # Syncs start every ``interval`` (a long one is followed at once by the
+                # next): a change waits at most about one interval plus one sync.
+                delay = max(0.0, self.interval - (clock() - started))
             except Exception as exc:  # the worker must outlive any one failure
                 delay = self._failed(exc)
             self.first_sync.set()
