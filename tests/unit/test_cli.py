@@ -388,7 +388,7 @@ def test_stats(url: str) -> None:
 def test_migrate_reports_the_schema_version(url: str) -> None:
     result = invoke(url, "migrate")
     assert result.exit_code == 0, result.output
-    assert result.stdout == "sqlite store is up to date (schema version 2)\n"
+    assert result.stdout == "sqlite store is up to date (schema version 3)\n"
 
 
 def test_migrate_on_a_file_that_is_not_a_database_fails(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ SQL (filters, keyset pages, FTS5 search) answers exactly as the reference in cor
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from chatkeep import (
 from chatkeep.core.models import JSON
 from chatkeep.core.query import Cursor, search_terms, sort_value, words
 from chatkeep.stores.sqlite import SqliteBackend
-from chatkeep.stores.sqlite_setup import SCHEMA_VERSION
+from chatkeep.stores.sqlite_setup import PAGE_SIZE, SCHEMA_VERSION
 
 
 def make_message(sid: str, seq: int, content: str, **metadata: JSON) -> Message:
@@ -158,6 +160,97 @@ def test_a_broken_schema_is_refused_naming_the_file(db_path: Path, damage: str) 
         conn.execute(damage)
     with pytest.raises(StoreUnavailableError, match=f"{db_path}.*chatkeep schema"):
         SqliteBackend.open(str(db_path), {})
+
+
+def test_a_new_file_takes_the_page_size_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    SqliteBackend.open(str(tmp_path / "new.db"), {}).close()
+    assert raw(tmp_path / "new.db", "PRAGMA page_size") == [(PAGE_SIZE,)]
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("PRAGMA page_size = 8192")
+        conn.execute("CREATE TABLE unrelated (x)")
+        conn.execute("DROP TABLE unrelated")
+    old = SqliteBackend.open(str(tmp_path / "old.db"), {})  # given the schema, in its pages
+    store_all(old, [(make_session("s1"), [make_message("s1", 1, "hello")])])
+    old.close()
+    assert raw(tmp_path / "old.db", "PRAGMA page_size") == [(8192,)]
+    assert raw(tmp_path / "old.db", "SELECT id, last_seq FROM sessions") == [("s1", 0)]
+
+
+def _as_version_2(path: Path) -> None:
+    """Give a current file the session indexes and no expiry minutes, as version 2 had."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            DROP TRIGGER sessions_expiry_new;
+            DROP TRIGGER sessions_expiry_moved;
+            DROP INDEX sessions_expiry;
+            DROP INDEX sessions_updated;
+            ALTER TABLE sessions DROP COLUMN expiry_bucket;
+            CREATE INDEX sessions_updated ON sessions (updated_at, id);
+            CREATE INDEX sessions_expires ON sessions (expires_at, id);
+            PRAGMA user_version = 2;
+            """
+        )
+
+
+def test_a_version_2_file_is_upgraded_with_its_sessions(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    sessions = varied_sessions()
+    first = SqliteBackend.open(str(path), {})
+    store_all(first, [(s, []) for s in sessions])
+    first.close()
+    _as_version_2(path)
+    upgraded = SqliteBackend.open(str(path), {})
+    try:
+        assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        assert ("sessions_expires",) not in raw(path, "SELECT name FROM sqlite_schema")
+        upgraded.begin(False)
+        sort = SessionSort.parse("-updated_at")
+        got = upgraded.query_sessions(SessionFilter(include_expired=True), sort, 1000, None, NOW)
+        assert [s.id for s in got] == reference(sessions, SessionFilter(include_expired=True), sort)
+        expired = sorted(s.id for s in sessions if s.expires_at and s.expires_at <= NOW)
+        assert expired
+        assert sorted(upgraded.expired_ids(NOW)) == expired
+        upgraded.commit()
+    finally:
+        upgraded.close()
+
+
+def test_expired_sessions_are_found_exactly_whatever_moved_their_expiry(
+    backend: SqliteBackend,
+) -> None:
+    rnd = random.Random(3)
+    offsets = [timedelta(seconds=rnd.randrange(-300, 300)) for _ in range(60)]
+    sessions = [
+        make_session(f"s{i:02d}", expires_at=NOW + at, ttl=timedelta(minutes=5))
+        for i, at in enumerate(offsets)
+    ]
+    sessions[0] = dataclasses.replace(sessions[0], expires_at=None, ttl=None)
+    store_all(backend, [(s, []) for s in sessions])
+    for round_ in range(3):  # expiries moved by seconds (often within their minute)
+        moved = []
+        with writing(backend):
+            for s in sessions:
+                backend.get_session(s.id)
+                shift = timedelta(seconds=rnd.randrange(-90, 90))
+                new = dataclasses.replace(
+                    s,
+                    expires_at=None
+                    if round_ == 1 and rnd.random() < 0.2
+                    else (s.expires_at or NOW) + shift,
+                    version=s.version + 1,
+                )
+                backend.put_session(new, new=False)
+                moved.append(new)
+        sessions = moved
+        backend.begin(False)
+        for cutoff in range(-400, 400, 7):
+            now = NOW + timedelta(seconds=cutoff)
+            want = sorted(
+                (s.expires_at, s.id) for s in sessions if s.expires_at and s.expires_at <= now
+            )
+            assert backend.expired_ids(now) == [sid for _, sid in want], (round_, cutoff)
+        backend.commit()
 
 
 def test_a_foreign_database_with_a_sessions_table_is_refused(tmp_path: Path) -> None:

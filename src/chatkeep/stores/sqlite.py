@@ -312,17 +312,17 @@ class SqliteBackend(Backend):
         cursor: Cursor | None,
         now: datetime,
     ) -> list[Session]:
-        sql, params, probes = q.select_sessions(flt, sort, cursor, to_micros(now))
+        sql, params, probes = q.select_sessions(flt, sort, cursor, to_micros(now), limit)
         self._probes[:] = probes
         try:
-            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+            rows = self._conn.execute(sql, params).fetchall()
         finally:
             self._probes.clear()
         return [self._session(row) for row in rows]
 
     @_guarded
     def expired_ids(self, cutoff: datetime) -> list[str]:
-        rows = self._conn.execute(q.EXPIRED_IDS, (to_micros(cutoff),)).fetchall()
+        rows = self._conn.execute(q.EXPIRED_IDS, {"now": to_micros(cutoff)}).fetchall()
         return [row[0] for row in rows]
 
     @_guarded

@@ -15,7 +15,7 @@ import json
 
 from chatkeep.core.codec import to_micros
 from chatkeep.core.models import JSON
-from chatkeep.core.query import Cursor, SessionFilter, SessionSort
+from chatkeep.core.query import Cursor, SessionFilter, SessionSort, SortField
 
 MESSAGES_PER_HIT = 3
 SEQ_MIN = -(2**63)
@@ -64,7 +64,13 @@ INDEX_SESSION = "INSERT INTO session_search (rowid, words) VALUES (?, ?)"
 UNINDEX_SESSION = "DELETE FROM session_search WHERE rowid = ?"
 INSERT_TAG = "INSERT INTO session_tags (session_id, tag) VALUES (?, ?)"
 DELETE_TAGS = "DELETE FROM session_tags WHERE session_id = ?"
-EXPIRED_IDS = "SELECT id FROM sessions WHERE expires_at <= ? ORDER BY expires_at, id"
+EXPIRED_IDS = (
+    "SELECT id FROM sessions WHERE expiry_bucket <= :now / 60000000 AND expires_at <= :now "
+    "ORDER BY expires_at, id"
+)
+"""The sessions expired at ``:now``: the index finds those whose expiry is in or before
+its minute (``sessions_expiry`` in ``sql/sqlite_schema.sql``), the rest of the condition
+keeps the expired ones."""
 
 FIND_MESSAGES = (
     f"SELECT {_MM} FROM json_each(?) AS k CROSS JOIN messages AS m "
@@ -99,7 +105,8 @@ PROBE = {
 SCHEMA_OBJECTS = frozenset(
     {*PROBE, "messages_id", "messages_unindex", "sessions_unindex", "session_tags_tag"}
     | {"message_search_content", "message_search_queue", "messages_unqueue"}
-    | {f"sessions_{n}" for n in ("owner", "device", "created", "updated", "active", "expires")}
+    | {"sessions_expiry_new", "sessions_expiry_moved"}
+    | {f"sessions_{n}" for n in ("owner", "device", "created", "updated", "active", "expiry")}
 )
 """The tables, indexes and triggers of ``sql/sqlite_schema.sql``."""
 
@@ -172,11 +179,10 @@ def _metadata_condition(
 
 
 def select_sessions(
-    flt: SessionFilter, sort: SessionSort, cursor: Cursor | None, now: int
+    flt: SessionFilter, sort: SessionSort, cursor: Cursor | None, now: int, limit: int
 ) -> tuple[str, list[object], list[object]]:
-    """SQL selecting the sessions that match ``flt`` after ``cursor`` in ``sort`` order,
-    its parameters (a ``LIMIT`` parameter is left to add), and the values that
-    ``chatkeep_equal`` compares."""
+    """SQL selecting the first ``limit`` sessions that match ``flt`` after ``cursor`` in
+    ``sort`` order, its parameters, and the values that ``chatkeep_equal`` compares."""
     where: list[str] = []
     params: list[object] = []
     probes: list[object] = []
@@ -205,13 +211,41 @@ def select_sessions(
             params.append(to_micros(when))
     if flt.has_messages is not None:
         where.append("s.message_count > 0" if flt.has_messages else "s.message_count = 0")
-    column = f"s.{sort.field.value}"
-    order = "DESC" if sort.descending else "ASC"
     if cursor is not None:
-        where.append(f"({column}, s.id) {'<' if sort.descending else '>'} (?, ?)")
         params.extend((to_micros(cursor.value), cursor.session_id))
+    if sort.field is not SortField.UPDATED_AT:
+        sql = _ordered(where, f"s.{sort.field.value}", sort.descending, cursor is not None)
+        return sql, [*params, limit], probes
+    # In updated_at order: the sessions whose updated_at is their last_activity_at in
+    # sessions_active's order, merged with the others (sessions_updated holds those).
+    same = _ordered(
+        [*where, "s.updated_at = s.last_activity_at"],
+        "s.last_activity_at",
+        sort.descending,
+        cursor is not None,
+    )
+    other = _ordered(
+        [*where, "s.updated_at != s.last_activity_at"],
+        "s.updated_at",
+        sort.descending,
+        cursor is not None,
+    )
+    order = "DESC" if sort.descending else "ASC"
+    sql = (
+        f"SELECT * FROM ({same}) UNION ALL SELECT * FROM ({other}) "
+        f"ORDER BY updated_at {order}, id {order} LIMIT ?"
+    )
+    return sql, [*params, limit, *params, limit, limit], probes
+
+
+def _ordered(where: list[str], column: str, descending: bool, after_cursor: bool) -> str:
+    """``SELECT`` of the sessions matching ``where`` in ``column`` order (then id), after
+    the cursor's value and id (the last two parameters) if ``after_cursor``, up to a
+    ``LIMIT`` parameter."""
+    order = "DESC" if descending else "ASC"
+    if after_cursor:
+        where = [*where, f"({column}, s.id) {'<' if descending else '>'} (?, ?)"]
     sql = f"SELECT {_S} FROM sessions AS s"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {column} {order}, s.id {order} LIMIT ?"
-    return sql, params, probes
+    return f"{sql} ORDER BY {column} {order}, s.id {order} LIMIT ?"

@@ -1,4 +1,4 @@
--- chatkeep SQLite schema, version 2. Every statement is idempotent.
+-- chatkeep SQLite schema, version 3. Every statement is idempotent.
 -- Times are integer microseconds since the Unix epoch; JSON values are stored as text.
 
 CREATE TABLE IF NOT EXISTS sessions (
@@ -20,15 +20,38 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seq INTEGER NOT NULL,
     lock_agent TEXT,
     lock_at INTEGER,
-    lock_expires INTEGER
+    lock_expires INTEGER,
+    expiry_bucket INTEGER             -- expires_at's minute (see sessions_expiry below)
 );
 
 CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (owner, id);
 CREATE INDEX IF NOT EXISTS sessions_device ON sessions (device_id, id);
 CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created_at, id);
-CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated_at, id);
 CREATE INDEX IF NOT EXISTS sessions_active ON sessions (last_activity_at, id);
-CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires_at, id);
+
+-- Every write moves last_activity_at, updated_at and expires_at, and each index entry
+-- that moves costs the commit a page or two. Since version 3 only sessions_active moves
+-- with every write:
+-- * A write sets updated_at = last_activity_at (only setting an expiry, and imports,
+--   make them differ). This index holds the sessions where they differ; a listing in
+--   updated_at order reads the others from sessions_active (see sqlite_query).
+CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated_at, id)
+WHERE updated_at != last_activity_at;
+
+-- * Expiry is found by the minute: expires_at <= now implies expiry_bucket <= now's
+--   minute. The bucket, and its index entry, change only when expires_at moves to
+--   another minute.
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expiry_bucket);
+
+CREATE TRIGGER IF NOT EXISTS sessions_expiry_new AFTER INSERT ON sessions
+WHEN new.expires_at IS NOT NULL BEGIN
+    UPDATE sessions SET expiry_bucket = new.expires_at / 60000000 WHERE pk = new.pk;
+END;
+
+CREATE TRIGGER IF NOT EXISTS sessions_expiry_moved AFTER UPDATE OF expires_at ON sessions
+WHEN new.expiry_bucket IS NOT new.expires_at / 60000000 BEGIN
+    UPDATE sessions SET expiry_bucket = new.expires_at / 60000000 WHERE pk = new.pk;
+END;
 
 CREATE TABLE IF NOT EXISTS session_tags (
     session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
