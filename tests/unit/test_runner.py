@@ -13,7 +13,7 @@ import pytest
 import chatkeep
 from chatkeep import NewMessage
 from chatkeep.stores.local import LocalStore
-from chatkeep.stores.runner import QUICK_BATCH, Placement
+from chatkeep.stores.runner import QUICK_BATCH, Placement, timed
 
 
 def test_fixed_writers_never_move() -> None:
@@ -99,3 +99,10 @@ async def test_operations_that_grow_with_the_data_run_on_the_thread(tmp_path: Pa
         assert len(threads) >= 5
         assert loop_thread not in threads[2:]
         assert store._group.placement.average == average
+
+
+def test_timed_runs_the_function_with_its_arguments() -> None:
+    seen: list[object] = []
+    took = timed(seen.append, "batch")
+    assert seen == ["batch"]
+    assert took >= 0

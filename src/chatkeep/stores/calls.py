@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from datetime import datetime
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, TypeAlias, TypeVar
 
 from chatkeep.core.models import JSON, Message, Session
 from chatkeep.core.query import Cursor, SearchHit, SessionFilter, SessionSort
@@ -50,7 +50,8 @@ def run(target: object, op: Op[T], made: list[str] | None = None) -> T:
             result = getattr(target, method)(*args, **kwargs)
             method, args, kwargs = op.send(result)
     except StopIteration as done:
-        return cast(T, done.value)
+        value: T = done.value
+        return value
     finally:
         op.close()
 
@@ -63,7 +64,8 @@ async def run_async(target: object, op: Op[T]) -> T:
             result = await getattr(target, method)(*args, **kwargs)
             method, args, kwargs = op.send(result)
     except StopIteration as done:
-        return cast(T, done.value)
+        value: T = done.value
+        return value
     finally:
         op.close()
 
@@ -72,7 +74,8 @@ async def run_async(target: object, op: Op[T]) -> T:
 
 
 def get_session(session_id: str) -> Op[Session | None]:
-    return cast("Session | None", (yield ("get_session", (session_id,), {})))
+    result: Session | None = yield ("get_session", (session_id,), {})
+    return result
 
 
 def put_session(session: Session, *, new: bool) -> Op[None]:
@@ -86,22 +89,26 @@ def delete_session(session_id: str) -> Op[None]:
 def query_sessions(
     flt: SessionFilter, sort: SessionSort, limit: int, cursor: Cursor | None, now: datetime
 ) -> Op[list[Session]]:
-    return cast(list[Session], (yield ("query_sessions", (flt, sort, limit, cursor, now), {})))
+    result: list[Session] = yield ("query_sessions", (flt, sort, limit, cursor, now), {})
+    return result
 
 
 def expired_ids(cutoff: datetime) -> Op[list[str]]:
-    return cast(list[str], (yield ("expired_ids", (cutoff,), {})))
+    result: list[str] = yield ("expired_ids", (cutoff,), {})
+    return result
 
 
 def search(
     terms: Sequence[str], owner: str | None, include_expired: bool, limit: int, now: datetime
 ) -> Op[list[SearchHit]]:
     call: Call = ("search", (terms, owner, include_expired, limit, now), {})
-    return cast(list[SearchHit], (yield call))
+    result: list[SearchHit] = yield call
+    return result
 
 
 def find_messages(session_id: str, ids: Sequence[str]) -> Op[dict[str, Message]]:
-    return cast(dict[str, Message], (yield ("find_messages", (session_id, ids), {})))
+    result: dict[str, Message] = yield ("find_messages", (session_id, ids), {})
+    return result
 
 
 def insert_messages(session_id: str, messages: Sequence[Message]) -> Op[None]:
@@ -126,7 +133,8 @@ def read_messages(
         "limit": limit,
         "newest": newest,
     }
-    return cast(list[Message], (yield ("read_messages", (session_id,), bounds)))
+    result: list[Message] = yield ("read_messages", (session_id,), bounds)
+    return result
 
 
 def delete_message(session_id: str, seq: int) -> Op[None]:
@@ -138,12 +146,15 @@ def clear_messages(session_id: str) -> Op[None]:
 
 
 def counts(now: datetime) -> Op[Counts]:
-    return cast(Counts, (yield ("counts", (now,), {})))
+    result: Counts = yield ("counts", (now,), {})
+    return result
 
 
 def check() -> Op[tuple[list[str], dict[str, JSON]]]:
-    return cast("tuple[list[str], dict[str, JSON]]", (yield ("check", (), {})))
+    result: tuple[list[str], dict[str, JSON]] = yield ("check", (), {})
+    return result
 
 
 def optimize() -> Op[list[str]]:
-    return cast(list[str], (yield ("optimize", (), {})))
+    result: list[str] = yield ("optimize", (), {})
+    return result

@@ -48,7 +48,11 @@ class Job:
     op: ops.Operation
     args: tuple[object, ...]
     write: bool
-    future: asyncio.Future[Any]
+    long: bool
+    """Whether ``op`` is one of :data:`LONG`."""
+    future: asyncio.Future[Any] | None = None
+    """How the outcome reaches a caller that waits for another caller's batch; ``None``
+    for the caller that runs the batch itself, which reads the outcome from the job."""
     done: bool = False
     value: Any = None
     error: BaseException | None = field(default=None, repr=False)
@@ -58,6 +62,16 @@ class Job:
 
     def fail(self, error: BaseException) -> None:
         self.done, self.value, self.error = True, None, error
+
+    def wanted(self) -> bool:
+        """Whether its caller still waits (one that has left cancelled its future)."""
+        return self.future is None or not self.future.done()
+
+    def outcome(self) -> Any:
+        """The operation's result, or its error raised."""
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def _alone(backend: Backend, ctx: ops.Context, job: Job) -> None:
@@ -155,33 +169,33 @@ class GroupCommit:
 
     async def submit(self, op: ops.Operation, args: tuple[object, ...], write: bool) -> Any:
         """Run ``op(ctx, *args)`` in a batch; its result once the batch has committed."""
-        job = Job(op, args, write, asyncio.get_running_loop().create_future())
+        job = Job(op, args, write, op in LONG)
         self._pending.append(job)
         if self._draining:
-            return await self._wait(job)
+            return await self._wait(job, asyncio.get_running_loop().create_future())
         self._draining = True
         try:
-            if self.placement.on_loop() and op not in LONG:
+            if not job.long and self.placement.on_loop():
                 # Nothing else runs while a batch runs on the loop: let the callers that
                 # are ready queue up first, so that they share this commit.
                 await asyncio.sleep(0)
-            while not job.future.done():
+            # Nothing was pending (or being drained): this job is the first of the batch.
+            while not job.done:
                 await self._next_batch()
         except asyncio.CancelledError:
             if job in self._pending:
                 self._pending.remove(job)
-            elif job.future.done() and not job.future.cancelled():
-                job.future.exception()  # its outcome goes unread: the caller has left
             raise
         finally:
             self._draining = False
             if self._pending:
                 self._start_drainer()
-        return job.future.result()
+        return job.outcome()
 
-    async def _wait(self, job: Job) -> Any:
+    async def _wait(self, job: Job, future: asyncio.Future[Any]) -> Any:
+        job.future = future
         try:
-            return await job.future
+            return await future
         except asyncio.CancelledError:
             if job in self._pending:
                 self._pending.remove(job)
@@ -208,17 +222,18 @@ class GroupCommit:
 
     async def _next_batch(self) -> None:
         async with self._lock:
-            jobs = [job for job in self._pending[:MAX_BATCH] if not job.future.done()]
+            jobs = [job for job in self._pending[:MAX_BATCH] if job.wanted()]
             del self._pending[:MAX_BATCH]
             if not jobs:
                 return
-            batch = partial(run_batch, self._backend, self._context(), jobs)
-            long = not LONG.isdisjoint(job.op for job in jobs)
+            ctx = self._context()
+            long = any(job.long for job in jobs)
             try:
-                if self.placement.on_loop() and not long:
-                    took = timed(batch)
+                if not long and self.placement.on_loop():
+                    took = timed(run_batch, self._backend, ctx, jobs)
                 else:
-                    took = await self._runner.run(partial(timed, batch))
+                    batch = partial(timed, run_batch, self._backend, ctx, jobs)
+                    took = await self._runner.run(batch)
                 if not long:  # how long those take says nothing of the disk's speed
                     self.placement.took(took)
             finally:
@@ -226,13 +241,15 @@ class GroupCommit:
 
 
 def _answer(jobs: list[Job]) -> None:
-    """Hand each job's outcome to its caller (a job left without one was interrupted)."""
+    """Hand each job's outcome to the caller waiting for it (a job left without one was
+    interrupted)."""
     for job in jobs:
-        if job.future.done():
+        future = job.future
+        if future is None or future.done():
             continue
         if not job.done:
-            job.future.cancel()
+            future.cancel()
         elif job.error is not None:
-            job.future.set_exception(job.error)
+            future.set_exception(job.error)
         else:
-            job.future.set_result(job.value)
+            future.set_result(job.value)

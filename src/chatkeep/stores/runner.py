@@ -100,8 +100,8 @@ class Placement:
         self.average += (seconds - self.average) * _WEIGHT
 
 
-def timed(fn: Callable[[], object]) -> float:
-    """Run ``fn``; how long it took, in seconds."""
+def timed(fn: Callable[..., object], *args: object) -> float:
+    """Run ``fn(*args)``; how long it took, in seconds."""
     start = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - start
