@@ -13,7 +13,7 @@ import pytest
 import chatkeep
 from chatkeep import NewMessage
 from chatkeep.stores.local import LocalStore
-from chatkeep.stores.runner import QUICK_BATCH, Placement, timed
+from chatkeep.stores.runner import QUICK_BATCH, RECENT, Placement, timed
 
 
 def test_fixed_writers_never_move() -> None:
@@ -24,16 +24,26 @@ def test_fixed_writers_never_move() -> None:
     assert not thread.on_loop()
 
 
-def test_auto_moves_to_the_thread_when_batches_are_slow_and_back_when_quick() -> None:
+def test_auto_moves_to_the_thread_when_most_batches_are_slow_and_back_when_quick() -> None:
     placement = Placement("auto")
     assert placement.on_loop()
-    placement.took(QUICK_BATCH * 10)
-    assert not placement.on_loop()
+    slow = 0
+    while placement.on_loop():
+        placement.took(QUICK_BATCH * 10)
+        slow += 1
+    assert slow == RECENT // 2 + 1, "it moves once more than half of the last batches were slow"
     quick = 0
     while not placement.on_loop():
         placement.took(QUICK_BATCH / 10)
         quick += 1
-    assert 1 < quick < 20
+    assert quick == RECENT // 2, "and comes back once no more than half were"
+
+
+def test_a_rare_slow_batch_does_not_move_auto_to_the_thread() -> None:
+    placement = Placement("auto")
+    for n in range(10 * RECENT):
+        placement.took(QUICK_BATCH * 100 if n % 5 == 0 else QUICK_BATCH / 2)
+        assert placement.on_loop()
 
 
 def test_an_unknown_writer_is_refused() -> None:
@@ -60,10 +70,16 @@ async def test_a_store_commits_on_its_thread_while_the_disk_is_slow(tmp_path: Pa
         session = await store.create_session()
         loop_thread = threading.get_ident()
         assert threads == [loop_thread]  # the first batch runs on the loop: none was slow
-        for n in range(3):
+        n = 0
+        while threads[-1] == loop_thread and n < RECENT:
             await store.append_messages(session.id, NewMessage(role="user", content=f"{n}"))
-        assert threads[1:] == [threads[1]] * 3
-        assert threads[1] != loop_thread
+            n += 1
+        assert len(threads) == RECENT // 2 + 2, "it moved once most recent batches were slow"
+        for _ in range(2):
+            await store.append_messages(session.id, NewMessage(role="user", content=f"{n}"))
+            n += 1
+        assert threads[-3:] == [threads[-1]] * 3
+        assert threads[-1] != loop_thread
         slow = False
         sent = 0
         while threads[-1] != loop_thread and sent < 500:
@@ -91,14 +107,14 @@ async def test_operations_that_grow_with_the_data_run_on_the_thread(tmp_path: Pa
         await store.append_messages(session.id, NewMessage(role="user", content="hello"))
         loop_thread = threading.get_ident()
         assert threads == [loop_thread, loop_thread]
-        average = store._group.placement.average
+        recent = list(store._group.placement.recent)
         await store.bulk_update(chatkeep.SessionFilter(), {"metadata": {"team": "b"}})
         assert await store.search_sessions("hello")
         await store.cleanup_expired_sessions()
         await store.optimize()
         assert len(threads) >= 5
         assert loop_thread not in threads[2:]
-        assert store._group.placement.average == average
+        assert list(store._group.placement.recent) == recent
 
 
 def test_timed_runs_the_function_with_its_arguments() -> None:

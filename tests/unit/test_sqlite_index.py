@@ -51,7 +51,7 @@ async def test_appended_messages_are_found_at_once(tmp_path: Path) -> None:
         assert [(h.session.id, [m.seq for m in h.messages]) for h in hits] == [(one.id, [3])]
 
 
-async def test_a_full_queue_is_indexed_by_the_commit_that_fills_it(
+async def test_a_full_queue_is_indexed_after_the_batch_that_fills_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_index, "BATCH", 5)

@@ -144,3 +144,15 @@ class Backend(ABC):
     @abstractmethod
     def check(self) -> tuple[list[str], dict[str, JSON]]:
         """A quick self-check: (issues found, details such as file sizes)."""
+
+    def housekeeping_due(self) -> bool:
+        """Whether :meth:`housekeeping` has work to do. Called between transactions."""
+        return False
+
+    def housekeeping(self) -> None:
+        """Work that commits leave for later (SQLite: index the queued messages for
+        search, copy the write-ahead log into the database file). The store runs it
+        between transactions, on its thread, never on the event loop. It reports its own
+        failures (the work is retried later); a backend without such work has nothing
+        to do here."""
+        return None

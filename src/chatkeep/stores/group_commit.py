@@ -10,7 +10,9 @@ A backend may ask for its batches to run on the event loop (``writer`` ``loop``,
 ``auto`` while they are quick, see :class:`~chatkeep.stores.runner.Placement`): no hop,
 but the loop waits for each batch. Nothing else can run (and queue) while a batch runs
 there, so the first caller waits one turn of the loop before it starts, and the callers
-that are ready by then join its batch.
+that are ready by then join its batch. A backend's housekeeping (SQLite indexing
+messages for search and copying its WAL into the file) runs between batches, on the
+thread, wherever the batches run.
 
 One failing operation does not fail the others. An operation makes every check before
 its first write, so one that fails a check before writing (bad input, a missing session,
@@ -238,6 +240,9 @@ class GroupCommit:
                     self.placement.took(took)
             finally:
                 _answer(jobs)
+            if self._backend.housekeeping_due():
+                # Its callers have their answers; the next batch waits for the lock.
+                await self._runner.run(self._backend.housekeeping)
 
 
 def _answer(jobs: list[Job]) -> None:

@@ -98,6 +98,8 @@ class LocalStore(StoreSurface):
             except BaseException:
                 await self._runner.run(self._backend.rollback)
                 raise
+            if self._backend.housekeeping_due():
+                await self._runner.run(self._backend.housekeeping)
 
     async def optimize(self) -> OptimizeReport:
         done = await self._call(ops.optimize, write=True)

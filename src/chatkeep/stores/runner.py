@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Protocol, TypeVar
@@ -65,10 +66,10 @@ def writer_option(options: Mapping[str, str]) -> Writer:
 
 
 QUICK_BATCH = 0.001
-"""With ``writer="auto"``, batches run on the event loop while they take less than this
-(seconds, a moving average) and on the store's thread otherwise."""
-_WEIGHT = 0.2
-"""How much the last batch counts in that moving average."""
+"""With ``writer="auto"``, batches run on the event loop while most recent ones took less
+than this (seconds), and on the store's thread otherwise."""
+RECENT = 16
+"""How many of the last batches that decision looks at."""
 
 
 class Placement:
@@ -77,27 +78,35 @@ class Placement:
 
     Handing a batch to a thread and back costs two thread wake-ups (70-400 µs on a busy
     machine), often more than a small commit takes. ``auto`` runs batches on the loop
-    while their moving average stays under :data:`QUICK_BATCH`, and moves them to the
-    thread (so the loop does not wait on a slow disk) when it does not; batches timed on
-    the thread bring them back when the disk is quick again.
+    while no more than half of the last :data:`RECENT` took :data:`QUICK_BATCH` or
+    longer (their median is quick), and moves them to the thread, so that the loop does
+    not wait on a slow disk, when more did; batches timed on the thread bring them back
+    when the disk is quick again. A rare slow commit (a disk hiccup) does not move them.
     """
 
     def __init__(self, writer: Writer) -> None:
         if writer not in WRITERS:
             raise ValueError(f"expected one of {', '.join(WRITERS)}, got {writer!r}")
         self.writer = writer
-        self.average = 0.0
-        """The moving average of batch durations, in seconds."""
+        self.recent: deque[bool] = deque([False] * RECENT, maxlen=RECENT)
+        """Whether each of the last batches was slow, oldest first (a new store counts
+        as having had quick ones)."""
+        self._slow = 0
+        """How many of :attr:`recent` were."""
 
     def on_loop(self) -> bool:
         """Whether the next batch runs on the event loop."""
         if self.writer == "auto":
-            return self.average < QUICK_BATCH
+            return 2 * self._slow <= RECENT
         return self.writer == "loop"
 
     def took(self, seconds: float) -> None:
         """Note that a batch took ``seconds`` (of work, not counting any thread hop)."""
-        self.average += (seconds - self.average) * _WEIGHT
+        recent = self.recent
+        self._slow -= recent[0]
+        slow = seconds >= QUICK_BATCH
+        recent.append(slow)
+        self._slow += slow
 
 
 def timed(fn: Callable[..., object], *args: object) -> float:

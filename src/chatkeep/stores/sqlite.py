@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime
@@ -40,7 +41,9 @@ from chatkeep.stores.sqlite_rows import (
     session_row,
     session_row_after,
 )
-from chatkeep.stores.sqlite_setup import SqliteOptions, connect, prepare
+from chatkeep.stores.sqlite_setup import CHECKPOINT_CHANGES, SqliteOptions, connect, prepare
+
+logger = logging.getLogger("chatkeep.stores.sqlite")
 
 QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
 """``check`` runs ``PRAGMA quick_check`` (which reads the whole file) only below this size."""
@@ -101,6 +104,8 @@ class SqliteBackend(Backend):
         self._alone_since: int | None = None
         """``PRAGMA data_version`` when this (writing) connection last began an epoch of
         the record cache: while it stays the same, no other connection has committed."""
+        self._checkpointed = conn.total_changes
+        """``total_changes`` of the connection at its last checkpoint."""
         self._probes: list[object] = []
         self._closed = False
         conn.create_function("chatkeep_equal", 3, functools.partial(q.metadata_equal, self._probes))
@@ -162,10 +167,7 @@ class SqliteBackend(Backend):
     def commit(self) -> None:
         if self._conn.in_transaction:
             if self._index is not None:
-                if self._index.due():
-                    self._index.catch_up()
-                else:
-                    self._index.write_queue()
+                self._index.write_queue()
             try:
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -457,6 +459,51 @@ class SqliteBackend(Backend):
             "rebuilt the database file (VACUUM)",
             "checkpointed and truncated the write-ahead log",
         ]
+
+    def housekeeping_due(self) -> bool:
+        if self._index is None:
+            return False
+        return self._index.due() or self._checkpoint_due()
+
+    def _checkpoint_due(self) -> bool:
+        return self._conn.total_changes - self._checkpointed >= CHECKPOINT_CHANGES
+
+    def housekeeping(self) -> None:
+        """Index the queued messages once enough are queued, and checkpoint the WAL once
+        enough has been written since the last checkpoint."""
+        if self._index is not None and self._index.due():
+            self._index_queued(self._index)
+        if self._checkpoint_due():
+            self._checkpoint()
+
+    def _index_queued(self, index: MessageIndex) -> None:
+        """Index every queued message, in a transaction of its own.
+
+        If it fails, the messages stay queued (and found by the next search, which
+        indexes them first); it is tried again once as many more are queued."""
+        try:
+            self.begin(True)
+            try:
+                index.catch_up()
+                self.commit()
+            except BaseException:
+                self.rollback()
+                raise
+        except (sqlite3.Error, StoreUnavailableError) as exc:
+            index.queued = 0
+            logger.warning("SQLite database %s: indexing for search failed (%s)", self.path, exc)
+
+    def _checkpoint(self) -> None:
+        """A passive checkpoint: copy the WAL's committed pages into the file, waiting
+        for no one (the pages that a reader still needs are copied by a later one).
+
+        Nothing is lost if it fails: the pages stay in the WAL, where reads find them,
+        and the next checkpoint copies them. The failure is logged."""
+        self._checkpointed = self._conn.total_changes
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            logger.warning("SQLite database %s: checkpoint failed (%s)", self.path, exc)
 
     @_guarded
     def check(self) -> tuple[list[str], dict[str, JSON]]:

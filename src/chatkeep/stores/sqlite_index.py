@@ -4,7 +4,8 @@ Writing a message's words to FTS5 in the transaction that appends it would add t
 index's pages (about half of an append's) to every commit. Instead, an appended message
 gets its ``doc`` number (its row-to-be in ``message_search``) at once and a row in
 ``message_search_queue``; :meth:`MessageIndex.catch_up` later indexes every queued
-message in one go: before each search, when enough are queued, and on ``optimize``.
+message in one go: before each search, on ``optimize``, and once enough are queued (in
+a transaction of its own, on the store's thread: ``SqliteBackend.housekeeping``).
 The queue is part of the database, so messages whose transaction committed are found
 again, and indexed, after a crash or by another process.
 
@@ -28,7 +29,8 @@ from chatkeep.stores.sqlite_rows import index_text
 logger = logging.getLogger("chatkeep.stores.sqlite")
 
 BATCH = 256
-"""How many queued messages make a commit index them all before it ends."""
+"""How many queued messages make the store index them all (after the batch that
+queued the last of them)."""
 
 LAST_DOC = (
     "SELECT max(coalesce((SELECT max(doc) FROM message_search_queue), 0), "

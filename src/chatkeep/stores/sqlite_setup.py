@@ -22,6 +22,13 @@ UPDATE sessions SET expiry_bucket = expires_at / 60000000;
 """
 """Before version 3's schema script, on a file of version 1 or 2: the expiry minute of
 each session (its index and the partial ``sessions_updated`` replace two indexes)."""
+CHECKPOINT_CHANGES = 400
+"""Rows changed on the writing connection after which the store checkpoints the WAL
+(copies it into the database file) on its thread: about 1,200 pages, as many as
+SQLite's own automatic checkpoint would let gather (see :func:`prepare`)."""
+BACKSTOP_PAGES = 8000
+"""WAL pages after which a commit checkpoints by itself (SQLite's automatic checkpoint),
+in case the rows changed undercount the pages written (a few very large messages)."""
 _SYNCHRONOUS = ("full", "normal")
 
 
@@ -90,6 +97,10 @@ def prepare(conn: sqlite3.Connection, path: str, options: SqliteOptions) -> None
     if mode != "wal" and path != ":memory:":
         raise StoreUnavailableError(f"SQLite database {path}: cannot use WAL mode (got {mode!r})")
     conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")
+    # A checkpoint writes the pages to the file and syncs it: milliseconds, tens of them
+    # on a busy disk. SQLite runs it inside the commit that fills the WAL, which would
+    # hold up the event loop; the store runs it on its thread instead (checkpoint_due).
+    conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
     conn.execute("PRAGMA foreign_keys = ON")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
