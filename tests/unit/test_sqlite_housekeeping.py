@@ -173,19 +173,3 @@ async def test_failed_indexing_is_logged_and_the_next_search_indexes_the_message
         hits = await store.search_sessions("w0")
         assert [m.seq for m in hits[0].messages] == [1]
         assert len(await store.get_messages(session.id)) == 7
-
-
-async def test_a_transaction_that_fills_the_queue_is_followed_by_indexing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sqlite_index, "BATCH", 5)
-    path = tmp_path / "s.db"
-    async with chatkeep.open_store(f"sqlite:///{path}?synchronous=normal") as store:
-        session = await store.create_session()
-        async with store.transaction() as tx:
-            for n in range(6):
-                await tx.append_messages(session.id, NewMessage(role="user", content=f"t{n}"))
-        with sqlite3.connect(path) as raw:
-            queued = raw.execute("SELECT count(*) FROM message_search_queue").fetchone()[0]
-            indexed = raw.execute("SELECT count(*) FROM message_search").fetchone()[0]
-        assert (queued, indexed) == (0, 6)

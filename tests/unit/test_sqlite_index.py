@@ -65,6 +65,10 @@ async def test_a_full_queue_is_indexed_after_the_batch_that_fills_it(
         assert counts(path) == (5, 5, 0)
         await store.append_messages(session.id, [user("late"), user("later")])
         assert counts(path) == (7, 5, 2)
+        async with store.transaction() as tx:  # one that fills the queue: indexed after it
+            for n in range(3):
+                await tx.append_messages(session.id, user(f"tx{n}"))
+        assert counts(path) == (10, 10, 0)
 
 
 async def test_a_rolled_back_append_leaves_nothing_queued(tmp_path: Path) -> None:
