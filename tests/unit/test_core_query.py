@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -9,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from listing_reference import make_session
 
-from chatkeep.core.models import Persistence, Session
+from chatkeep.core.models import Session
 from chatkeep.core.query import (
     MAX_PAGE,
     Cursor,
@@ -37,25 +37,8 @@ def naming(field: str) -> pytest.RaisesExc[InvalidInputError]:
 
 
 def session(sid: str, minute: int = 0, **fields: object) -> Session:
-    at = T0 + timedelta(minutes=minute)
-    base = Session(
-        id=sid,
-        owner=None,
-        device_id=None,
-        persistence=Persistence.DURABLE,
-        created_at=at,
-        updated_at=at,
-        last_activity_at=at,
-        expires_at=None,
-        ttl=None,
-        max_messages=10,
-        metadata={},
-        tags=frozenset(),
-        version=1,
-        message_count=0,
-        last_seq=0,
-    )
-    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+    settings: dict[str, object] = {"expires_at": None, "ttl": None, "max_messages": 10}
+    return make_session(sid, minutes=minute, **{**settings, **fields})
 
 
 # -- sort ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
+from listing_reference import make_session
 from test_redis_backend import prefix, raw, url_of
 from test_tiered import durable, say, tier_url
 
@@ -65,24 +66,7 @@ def set_again(found: list[int]) -> bool:
 
 
 def a_session(expires_at: datetime | None) -> Session:
-    now = FakeClock().now()
-    return Session(
-        id="s",
-        owner=None,
-        device_id=None,
-        persistence=chatkeep.Persistence.DURABLE,
-        created_at=now,
-        updated_at=now,
-        last_activity_at=now,
-        expires_at=expires_at,
-        ttl=None,
-        max_messages=10,
-        metadata={},
-        tags=frozenset(),
-        version=1,
-        message_count=0,
-        last_seq=0,
-    )
+    return make_session("s", expires_at=expires_at, ttl=None, max_messages=10)
 
 
 def test_the_ttl_is_set_when_the_rule_needs_it() -> None:
