@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 import chatkeep
 from chatkeep import NewMessage
 from chatkeep.stores.local import LocalStore
-from chatkeep.stores.runner import QUICK_BATCH, RECENT, Placement, timed
+from chatkeep.stores.runner import QUICK_BATCH, RECENT, Placement, waiting
 
 
 def test_fixed_writers_never_move() -> None:
@@ -51,22 +52,32 @@ def test_an_unknown_writer_is_refused() -> None:
         Placement("elsewhere")  # type: ignore[arg-type]
 
 
+def note_commits(store: chatkeep.Store, first: Callable[[], None] = lambda: None) -> list[int]:
+    """The threads the store's commits run on, from now on, each commit after ``first()``."""
+    assert isinstance(store, LocalStore)
+    backend: Any = store._backend
+    commit = backend.commit
+    threads: list[int] = []
+
+    def commit_and_note() -> None:
+        first()
+        commit()
+        threads.append(threading.get_ident())
+
+    backend.commit = commit_and_note
+    return threads
+
+
 async def test_a_store_commits_on_its_thread_while_the_disk_is_slow(tmp_path: Path) -> None:
     # synchronous=normal: commits without an fsync stay quick on a loaded machine too.
     async with chatkeep.open_store(f"sqlite:///{tmp_path}/s.db?synchronous=normal") as store:
-        assert isinstance(store, LocalStore)
-        backend: Any = store._backend
-        commit = backend.commit
         slow = True
-        threads: list[int] = []
 
-        def commit_and_note() -> None:
+        def wait_while_slow() -> None:
             if slow:
                 time.sleep(QUICK_BATCH * 10)
-            commit()
-            threads.append(threading.get_ident())
 
-        backend.commit = commit_and_note
+        threads = note_commits(store, wait_while_slow)
         session = await store.create_session()
         loop_thread = threading.get_ident()
         assert threads == [loop_thread]  # the first batch runs on the loop: none was slow
@@ -94,15 +105,7 @@ async def test_a_store_commits_on_its_thread_while_the_disk_is_slow(tmp_path: Pa
 async def test_operations_that_grow_with_the_data_run_on_the_thread(tmp_path: Path) -> None:
     async with chatkeep.open_store(f"sqlite:///{tmp_path}/s.db?synchronous=normal") as store:
         assert isinstance(store, LocalStore)
-        backend: Any = store._backend
-        commit = backend.commit
-        threads: list[int] = []
-
-        def commit_and_note() -> None:
-            commit()
-            threads.append(threading.get_ident())
-
-        backend.commit = commit_and_note
+        threads = note_commits(store)
         session = await store.create_session(metadata={"team": "a"})
         await store.append_messages(session.id, NewMessage(role="user", content="hello"))
         loop_thread = threading.get_ident()
@@ -117,8 +120,37 @@ async def test_operations_that_grow_with_the_data_run_on_the_thread(tmp_path: Pa
         assert list(store._group.placement.recent) == recent
 
 
-def test_timed_runs_the_function_with_its_arguments() -> None:
+async def test_batches_busy_with_work_stay_on_the_loop(tmp_path: Path) -> None:
+    async with chatkeep.open_store(f"sqlite:///{tmp_path}/s.db?synchronous=normal") as store:
+
+        def work() -> None:
+            end = time.thread_time() + QUICK_BATCH * 3
+            while time.thread_time() < end:
+                pass
+
+        threads = note_commits(store, work)
+        session = await store.create_session()
+        for n in range(RECENT * 2):
+            await store.append_messages(session.id, NewMessage(role="user", content=f"{n}"))
+        assert set(threads) == {threading.get_ident()}
+        assert len(await store.get_messages(session.id)) == RECENT * 2
+
+
+def test_waiting_runs_the_function_with_its_arguments() -> None:
     seen: list[object] = []
-    took = timed(seen.append, "batch")
+    took = waiting(seen.append, "batch")
     assert seen == ["batch"]
     assert took >= 0
+
+
+def test_waiting_counts_waiting_not_work() -> None:
+    def work() -> None:
+        end = time.thread_time() + QUICK_BATCH * 20
+        while time.thread_time() < end:
+            pass
+
+    # Sleeping is waiting (less the little CPU time the sleep call itself takes).
+    assert waiting(time.sleep, QUICK_BATCH * 20) >= QUICK_BATCH * 15
+    # The CPU time of the running thread is not waiting (a loaded machine may take the
+    # CPU away for a while in between: allow half of the work for that).
+    assert waiting(work) < QUICK_BATCH * 10

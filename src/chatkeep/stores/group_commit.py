@@ -33,7 +33,7 @@ from typing import Any
 from chatkeep.errors import ChatkeepError, StoreUnavailableError
 from chatkeep.stores import calls, ops
 from chatkeep.stores.backend import Backend
-from chatkeep.stores.runner import Placement, Runner, timed
+from chatkeep.stores.runner import Placement, Runner, waiting
 
 MAX_BATCH = 256
 """The most operations one transaction carries; more wait for the next."""
@@ -232,12 +232,12 @@ class GroupCommit:
             long = any(job.long for job in jobs)
             try:
                 if not long and self.placement.on_loop():
-                    took = timed(run_batch, self._backend, ctx, jobs)
+                    waited = waiting(run_batch, self._backend, ctx, jobs)
                 else:
-                    batch = partial(timed, run_batch, self._backend, ctx, jobs)
-                    took = await self._runner.run(batch)
+                    batch = partial(waiting, run_batch, self._backend, ctx, jobs)
+                    waited = await self._runner.run(batch)
                 if not long:  # how long those take says nothing of the disk's speed
-                    self.placement.took(took)
+                    self.placement.took(waited)
             finally:
                 _answer(jobs)
             if self._backend.housekeeping_due():

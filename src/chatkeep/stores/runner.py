@@ -66,8 +66,8 @@ def writer_option(options: Mapping[str, str]) -> Writer:
 
 
 QUICK_BATCH = 0.001
-"""With ``writer="auto"``, batches run on the event loop while most recent ones took less
-than this (seconds), and on the store's thread otherwise."""
+"""With ``writer="auto"``, batches run on the event loop while most recent ones waited
+(on the disk) less than this (seconds), and on the store's thread otherwise."""
 RECENT = 16
 """How many of the last batches that decision looks at."""
 
@@ -78,10 +78,16 @@ class Placement:
 
     Handing a batch to a thread and back costs two thread wake-ups (70-400 µs on a busy
     machine), often more than a small commit takes. ``auto`` runs batches on the loop
-    while no more than half of the last :data:`RECENT` took :data:`QUICK_BATCH` or
+    while no more than half of the last :data:`RECENT` waited :data:`QUICK_BATCH` or
     longer (their median is quick), and moves them to the thread, so that the loop does
     not wait on a slow disk, when more did; batches timed on the thread bring them back
     when the disk is quick again. A rare slow commit (a disk hiccup) does not move them.
+
+    What counts is the time a batch spent waiting (its time less the CPU time of the
+    thread that ran it), not its whole time: a large batch of quick operations is work
+    for the interpreter, which holds the loop wherever it runs (a thread needs the
+    interpreter's lock for it), and on a thread it also pays for every switch of that
+    lock between the two threads.
     """
 
     def __init__(self, writer: Writer) -> None:
@@ -101,7 +107,7 @@ class Placement:
         return self.writer == "loop"
 
     def took(self, seconds: float) -> None:
-        """Note that a batch took ``seconds`` (of work, not counting any thread hop)."""
+        """Note that a batch waited ``seconds`` (see :func:`waiting`)."""
         recent = self.recent
         self._slow -= recent[0]
         slow = seconds >= QUICK_BATCH
@@ -109,8 +115,10 @@ class Placement:
         self._slow += slow
 
 
-def timed(fn: Callable[..., object], *args: object) -> float:
-    """Run ``fn(*args)``; how long it took, in seconds."""
-    start = time.perf_counter()
+def waiting(fn: Callable[..., object], *args: object) -> float:
+    """Run ``fn(*args)``; how long it waited, in seconds: the time it took less the CPU
+    time the running thread spent on it (what is left is time spent on the disk, or
+    waiting for the CPU)."""
+    start, cpu = time.perf_counter(), time.thread_time()
     fn(*args)
-    return time.perf_counter() - start
+    return max(0.0, (time.perf_counter() - start) - (time.thread_time() - cpu))
