@@ -65,23 +65,36 @@ def _driver_call(reads: bool) -> Callable[[Method[T, P, R]], Method[T, P, R]]:
                     return await method(self, *args, **kwargs)
                 finally:
                     late = deadlines.end(call)
-            except ChatkeepError:
-                raise
             except BaseException as exc:
-                if late:
-                    self.abandon()
-                    raise unanswered(self.where, deadlines) from exc
-                if isinstance(exc, DRIVER_ERRORS):
-                    raise translated(exc, self.where) from exc
-                raise
+                error = _failure(exc, late, self.where, deadlines, self.abandon)
+                if error is None:
+                    raise
+                raise error from exc
 
         return run
 
     return decorate
 
 
-def unanswered(where: str, deadlines: Deadlines) -> StoreUnavailableError:
-    return StoreUnavailableError(f"PostgreSQL {where}: no reply within {deadlines.seconds:g} s")
+def _failure(
+    exc: BaseException,
+    late: bool,
+    where: str,
+    deadlines: Deadlines | None,
+    abandon: Callable[[], object] | None,
+) -> Exception | None:
+    """The chatkeep error that ``exc``, raised by a call to the server, becomes (None:
+    ``exc`` goes on as it is). A call that got no reply in time (``late``) has its
+    connection abandoned."""
+    if isinstance(exc, ChatkeepError):
+        return None
+    if late and deadlines is not None:
+        if abandon is not None:
+            abandon()
+        return StoreUnavailableError(f"PostgreSQL {where}: no reply within {deadlines.seconds:g} s")
+    if isinstance(exc, DRIVER_ERRORS):
+        return translated(exc, where)
+    return None
 
 
 reading = _driver_call(reads=True)
@@ -104,13 +117,8 @@ async def driver_errors(
         finally:
             if deadlines is not None and call is not None:
                 late = deadlines.end(call)
-    except ChatkeepError:
-        raise
     except BaseException as exc:
-        if late and deadlines is not None:
-            if conn is not None:
-                conn.terminate()
-            raise unanswered(where, deadlines) from exc
-        if isinstance(exc, DRIVER_ERRORS):
-            raise translated(exc, where) from exc
-        raise
+        error = _failure(exc, late, where, deadlines, None if conn is None else conn.terminate)
+        if error is None:
+            raise
+        raise error from exc

@@ -166,8 +166,7 @@ class SqliteBackend(Backend):
     @_guarded
     def commit(self) -> None:
         if self._conn.in_transaction:
-            if self._index is not None:
-                self._index.write_queue()
+            self._write_queue()
             try:
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -294,7 +293,7 @@ class SqliteBackend(Backend):
 
     def _write_queue(self) -> None:
         """Write the queued messages' rows before a statement that may delete messages
-        (their triggers take their rows out of the queue)."""
+        (their triggers take their rows out of the queue), and before the commit."""
         if self._index is not None:
             self._index.write_queue()
 
