@@ -120,9 +120,33 @@ async def test_concurrent_operations_share_the_pool_and_keep_pool_min(
         )
         assert len(held(opened)) == 1
         for s in sessions:
-            assert [m.content for m in await opened.get_messages(s.id)] == [
-                str(n) for n in range(5)
-            ]
+            # Appends to one session that run at once may commit in any order.
+            stored = await opened.get_messages(s.id)
+            assert sorted(str(m.content) for m in stored) == [str(n) for n in range(5)]
+            assert [m.seq for m in stored] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(("size", "tasks"), [(1, 4), (3, 12)])
+async def test_callers_beyond_the_pool_get_a_connection_when_all_may_be_held(
+    schemas: list[str],  # noqa: F811
+    size: int,
+    tasks: int,
+) -> None:
+    """With pool_min = pool_max every connection may stay with the store: one that a
+    caller gives back while another waits for the pool must go to the pool instead."""
+    url = with_options(schema=schemas[0], pool_min=size, pool_max=size)
+    async with chatkeep.open_store(url) as opened:
+        sessions = [await opened.create_session() for _ in range(tasks)]
+
+        async def chat(session_id: str) -> None:
+            for n in range(3):
+                await opened.append_messages(session_id, NewMessage("user", str(n)))
+
+        await asyncio.wait_for(asyncio.gather(*(chat(s.id) for s in sessions)), WAIT)
+        for s in sessions:
+            assert [m.content for m in await opened.get_messages(s.id)] == ["0", "1", "2"]
+        assert len(held(opened)) <= size
+        assert backend(opened)._connections._waiting == 0
 
 
 async def test_a_held_connection_the_server_ended_is_replaced(store: Store) -> None:
