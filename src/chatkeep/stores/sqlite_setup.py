@@ -99,7 +99,8 @@ def prepare(conn: sqlite3.Connection, path: str, options: SqliteOptions) -> None
     conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")
     # A checkpoint writes the pages to the file and syncs it: milliseconds, tens of them
     # on a busy disk. SQLite runs it inside the commit that fills the WAL, which would
-    # hold up the event loop; the store runs it on its thread instead (checkpoint_due).
+    # hold up the event loop; the store runs it on its thread instead
+    # (SqliteBackend.housekeeping).
     conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
     conn.execute("PRAGMA foreign_keys = ON")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
