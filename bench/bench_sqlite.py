@@ -4,6 +4,7 @@ append from 32 concurrent tasks.
     python bench/bench_sqlite.py [--sessions N] [--messages M] [--synchronous full|normal]
                                  [--tasks T] [--writers auto,thread]
                                  [--options cache_sessions=0] [--quick]
+                                 [--sql-without search,id-index]
 
 Measured in one run, on fresh databases in a temporary directory, 3 times (the median
 is printed):
@@ -17,10 +18,18 @@ is printed):
   once with ``writer=thread`` (every write handed to the store's thread);
 - raw read: ``SELECT ... ORDER BY seq DESC LIMIT 20`` per session, rows fetched;
 - store read: ``await store.get_messages(id, last=20)`` per session (5 rounds);
+- the store's SQL alone: the statements of a store append (``BEGIN IMMEDIATE``, ``PRAGMA
+  data_version``, the message's ``INSERT``, the session's ``UPDATE``, the search-queue
+  ``INSERT``, ``COMMIT``, the store's own SQL text) sent from a bare sqlite3 connection
+  to a file of the store's schema, with its checkpoints and search indexing, and none
+  of the store's Python: what any implementation of these tables would pay, the
+  ceiling of the store's ratio to raw;
 - concurrent append: ``--tasks`` (32) tasks, each appending to a session of its own one
   message per call, 5 messages per round, against raw sqlite3 doing the same messages
-  one transaction each; every session is then read back and checked (all messages, in
-  order). The store lets appends that arrive during a commit share the next one.
+  one transaction each (and the store's SQL alone with one transaction per round of
+  ``--tasks`` messages, the most group commit can share); every session is then read
+  back and checked (all messages, in order). The store lets appends that arrive during
+  a commit share the next one.
 
 Raw and store work alternate in rounds (one message to every session, or one read of
 every session) so that all see the same disk: timings on a shared machine drift.
@@ -48,6 +57,9 @@ from functools import partial
 from pathlib import Path
 
 import chatkeep
+from chatkeep.stores import sqlite_index
+from chatkeep.stores import sqlite_query as q
+from chatkeep.stores.sqlite_setup import CHECKPOINT_CHANGES, SqliteOptions, connect, prepare
 
 READ_LAST = 20
 CONCURRENT_CHUNK = 5
@@ -82,6 +94,8 @@ class Plan:
     tasks: int = 32
     options: str = ""
     writers: tuple[str, ...] = ("auto", "thread")
+    sql_without: frozenset[str] = frozenset()
+    """Parts of :data:`SQL_PARTS` the store's SQL alone leaves out."""
 
 
 @dataclass(slots=True)
@@ -112,6 +126,86 @@ class Raw:
         rows = self.conn.execute(RAW_READ, (session_id, READ_LAST)).fetchall()
         rows.reverse()
         return len(rows)
+
+
+SQL_PARTS = {
+    "search": "the search queue and indexing (and the triggers that keep them)",
+    "id-index": "the index of message ids, which idempotent appends look up",
+}
+"""What ``--sql-without`` can take out of the store's SQL alone, to see what each costs."""
+
+MOVED = tuple(
+    q.SESSION_COLUMNS.index(column)
+    for column in (
+        "updated_at", "last_activity_at", "expires_at", "version", "message_count", "last_seq"
+    )
+)  # fmt: skip
+"""The session columns a store append changes (here, with no rolling window reached)."""
+
+
+class StoreSql:
+    """The store's statements for an append, without the store: on a file the store
+    made (its schema, page size and sessions), from a bare connection set up as the
+    store sets up its own."""
+
+    def __init__(self, path: Path, plan: Plan) -> None:
+        options = SqliteOptions(synchronous=plan.synchronous)
+        self.conn = connect(str(path), options)
+        prepare(self.conn, str(path), options)
+        self.search = "search" not in plan.sql_without
+        if not self.search:
+            self.conn.execute("DROP TRIGGER messages_unqueue")
+            self.conn.execute("DROP TRIGGER messages_unindex")
+        if "id-index" in plan.sql_without:
+            self.conn.execute("DROP INDEX messages_id")
+        self.sessions = {row[0]: list(row[1:]) for row in self.conn.execute(SESSIONS).fetchall()}
+        """Each session's pk, version, message count, last seq and TTL, kept here as the
+        store's record cache keeps them (it does not read them for an append)."""
+        self.index = sqlite_index.MessageIndex(self.conn)
+        self.doc = int(self.conn.execute(sqlite_index.LAST_DOC).fetchone()[0])
+        self.checkpointed = self.conn.total_changes
+        self.update = q.update_columns(MOVED)
+
+    def append(self, sessions: list[str]) -> None:
+        """One message to each of ``sessions``, in one transaction."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("PRAGMA data_version").fetchone()
+        queue = []
+        for sid in sessions:
+            known = self.sessions[sid]
+            pk, version, count, seq, ttl = known
+            seq += 1
+            self.doc += 1
+            now = time.time_ns() // 1000
+            row = (sid, seq, f"m{seq:025d}", "user", CONTENT, 0, None, now, "{}", self.doc)
+            conn.execute(q.INSERT_MESSAGE, row)
+            conn.execute(self.update, (now, now, now + ttl, version + 1, count + 1, seq, pk))
+            known[1:4] = version + 1, count + 1, seq
+            queue.append((self.doc, sid, seq))
+        if self.search:
+            conn.executemany(sqlite_index.QUEUE, queue)
+            self.index.queued += len(sessions)
+        conn.execute("COMMIT")
+        self.housekeeping()
+
+    def housekeeping(self) -> None:
+        """What the store does between batches: index the queue, checkpoint the WAL."""
+        if self.index.due():
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.index.catch_up()
+            self.conn.execute("COMMIT")
+        if self.conn.total_changes - self.checkpointed >= CHECKPOINT_CHANGES:
+            self.checkpointed = self.conn.total_changes
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def seqs(self, session_id: str) -> list[int]:
+        """The seq of every message of the session, oldest first."""
+        rows = self.conn.execute(q.READ_OLDEST, (session_id, q.SEQ_MIN, q.SEQ_MAX, -1))
+        return [row[0] for row in rows]
+
+
+SESSIONS = "SELECT id, pk, version, message_count, last_seq, ttl FROM sessions"
 
 
 class Stopwatch:
@@ -161,11 +255,16 @@ async def repetition(directory: Path, plan: Plan) -> Timings:
         for other in list(stores.values())[1:]:
             for sid in ids:
                 await other.create_session(id=sid, owner="bench")
+        sql = await store_sql(directory / "sql.db", plan, [*ids, *concurrent_ids(plan)])
         message = chatkeep.NewMessage(role="user", content=CONTENT)
 
         def raw_round(seq: int) -> None:
             for sid in ids:
                 raw.append(sid, seq)
+
+        def sql_round() -> None:
+            for sid in ids:
+                sql.append([sid])
 
         async def threaded_round(seq: int) -> None:
             for sid in ids:
@@ -185,6 +284,7 @@ async def repetition(directory: Path, plan: Plan) -> Timings:
             turns = [
                 ("raw", partial(raw_round, seq)),
                 ("threaded", partial(threaded_round, seq)),
+                ("sql", sql_round),
                 *((name, partial(store_round, store)) for name, store in stores.items()),
             ]
             await appends.take_turns(turns, seq)
@@ -200,19 +300,34 @@ async def repetition(directory: Path, plan: Plan) -> Timings:
         for store in stores.values():
             assert len(await store.get_messages(ids[0], last=READ_LAST)) == expected
         assert raw.read(ids[0]) == threaded.read(ids[0]) == expected
-        concurrent = await concurrent_appends(stores, raw, plan)
+        assert sql.seqs(ids[0]) == list(range(1, plan.messages + 1))
+        concurrent = await concurrent_appends(stores, raw, sql, plan)
     pool.shutdown()
+    sql.conn.close()
     raw.conn.close()
     threaded.conn.close()
     return Timings(appends.seconds, reads.seconds, concurrent)
 
 
+async def store_sql(path: Path, plan: Plan, ids: list[str]) -> StoreSql:
+    """The store's SQL alone, on a file the store made with the sessions ``ids``."""
+    async with chatkeep.open_store(f"sqlite:///{path}") as store:
+        for sid in ids:
+            await store.create_session(id=sid, owner="bench")
+    return StoreSql(path, plan)
+
+
+def concurrent_ids(plan: Plan) -> list[str]:
+    return [f"concurrent-{t}" for t in range(plan.tasks)]
+
+
 async def concurrent_appends(
-    stores: dict[str, chatkeep.Store], raw: Raw, plan: Plan
+    stores: dict[str, chatkeep.Store], raw: Raw, sql: StoreSql, plan: Plan
 ) -> dict[str, float]:
     """``plan.tasks`` tasks appending at once, each to its own session; raw sqlite3 does
-    the same messages one transaction each. Checks that every message is stored in order."""
-    ids = [f"concurrent-{t}" for t in range(plan.tasks)]
+    the same messages one transaction each, the store's SQL alone one transaction per
+    message of every task. Checks that every message is stored in order."""
+    ids = concurrent_ids(plan)
     for store in stores.values():
         for sid in ids:
             await store.create_session(id=sid, owner="bench")
@@ -230,9 +345,14 @@ async def concurrent_appends(
     async def store_round(store: chatkeep.Store) -> None:
         await asyncio.gather(*(task(store, sid) for sid in ids))
 
+    def sql_round() -> None:
+        for _ in range(CONCURRENT_CHUNK):
+            sql.append(ids)
+
     for round_, first in enumerate(range(1, plan.messages + 1, CONCURRENT_CHUNK)):
         turns = [
             ("raw", partial(raw_round, first)),
+            ("sql", sql_round),
             *((name, partial(store_round, store)) for name, store in stores.items()),
         ]
         await watch.take_turns(turns, round_)
@@ -241,6 +361,8 @@ async def concurrent_appends(
         for sid in ids:
             stored = await store.get_messages(sid)
             assert [m.seq for m in stored] == list(range(1, total + 1)), "lost or reordered"
+    for sid in ids:
+        assert sql.seqs(sid) == list(range(1, total + 1)), "lost or reordered"
     return watch.seconds
 
 
@@ -257,18 +379,24 @@ COLUMNS = (
     ("raw, worker thread", "threaded", None),
     ("chatkeep", "store", None),
     ("writer=thread", "thread", None),
+    ("store's SQL", "sql", None),
     ("store/raw", "store", "raw"),
     ("thread/raw", "thread", "raw"),
     ("store/raw thread", "store", "threaded"),
+    ("SQL/raw", "sql", "raw"),
+    ("store/SQL", "store", "sql"),
 )
 
 
 def report(plan: Plan, runs: list[Timings]) -> None:
+    parts = ", ".join(sorted(plan.sql_without))
+    without = f"; the store's SQL without: {parts}" if parts else ""
     print(
         f"SQLite {sqlite3.sqlite_version}, WAL, synchronous={plan.synchronous} for every "
         f"contender, {plan.sessions} sessions x {plan.messages} messages of {len(CONTENT)} "
         f"bytes; median of {REPEAT} runs"
         f"{'; store options: ' + plan.options if plan.options else ''}"
+        f"{without}"
     )
     print(f"{'':28}" + "".join(f"{title:>{len(title) + 2}}" for title, _, _ in COLUMNS))
     rounds = -(-plan.messages // CONCURRENT_CHUNK) * CONCURRENT_CHUNK
@@ -305,12 +433,23 @@ def main() -> None:
     parser.add_argument(
         "--options", default="", help="more store URL options, e.g. cache_sessions=0 (cold reads)"
     )
+    parser.add_argument(
+        "--sql-without",
+        default="",
+        help="leave parts out of the store's SQL alone, comma-separated: "
+        + "; ".join(f"{name}: {what}" for name, what in SQL_PARTS.items()),
+    )
     parser.add_argument("--quick", action="store_true", help="10 sessions x 10 messages")
     args = parser.parse_args()
+    without = frozenset(part.strip() for part in args.sql_without.split(",") if part.strip())
+    if not without <= SQL_PARTS.keys():
+        parser.error(f"--sql-without takes {', '.join(SQL_PARTS)}; got {args.sql_without!r}")
     if args.quick:
         args.sessions, args.messages = 10, 10
     writers = tuple(w.strip() for w in args.writers.split(",") if w.strip())
-    plan = Plan(args.sessions, args.messages, args.synchronous, args.tasks, args.options, writers)
+    plan = Plan(
+        args.sessions, args.messages, args.synchronous, args.tasks, args.options, writers, without
+    )
     report(plan, measure(plan))
 
 
